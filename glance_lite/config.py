@@ -1,0 +1,249 @@
+"""Every configuration option, one list per concern, named and defaulted as Glance's.
+
+cmd/ builds a ConfigOpts for its service with `load()` and publishes it with `set()`;
+paste factories read it once with `get()` and hand plain values to constructors.
+`list_*_opts` feed oslo-config-generator, which writes the samples in etc/.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from oslo_config import cfg
+
+PROJECT = "glance"
+DEFAULT_PORTS = {"glance-api": 9292, "glance-registry": 9191}
+
+logging_opts = [
+    cfg.BoolOpt("debug", short="d", default=False, help="Log at DEBUG level instead of INFO."),
+    cfg.StrOpt(
+        "log_file",
+        metavar="PATH",
+        help="Write the log to this file. Without it the log goes to standard error.",
+    ),
+    cfg.StrOpt("log_dir", help="Directory that a relative log_file is taken from."),
+]
+
+server_opts = [
+    cfg.PortOpt(
+        "bind_port",
+        help="Port to listen on; 0 picks a free one, which the server then reports. "
+        "Unset: 9292 for glance-api, 9191 for glance-registry.",
+    ),
+    cfg.IntOpt("backlog", default=4096, min=1, help="Listen backlog of the server socket."),
+    cfg.IntOpt(
+        "tcp_keepidle",
+        default=600,
+        help="Seconds a connection stays idle before TCP keepalive probes start.",
+    ),
+    cfg.IntOpt(
+        "workers",
+        min=0,
+        help="Worker processes serving requests. 0 serves in the one parent process. "
+        "Unset: the number of CPUs, at most 8.",
+    ),
+    cfg.IntOpt(
+        "max_header_line",
+        default=16384,
+        min=1,
+        help="Longest request header line accepted; a longer one is answered with 400.",
+    ),
+    cfg.BoolOpt(
+        "http_keepalive",
+        default=True,
+        help="Keep client connections open between requests. False closes each after its response.",
+    ),
+    cfg.IntOpt(
+        "client_socket_timeout",
+        default=900,
+        min=0,
+        help="Seconds to wait for a client to send data before dropping it; 0 waits forever.",
+    ),
+    cfg.IntOpt(
+        "graceful_shutdown_timeout",
+        default=60,
+        min=0,
+        help="On SIGTERM, SIGHUP or a config reload: seconds a worker lets in-flight "
+        "requests finish before it exits anyway; 0 waits for them forever.",
+    ),
+]
+
+context_opts = [
+    cfg.StrOpt("admin_role", default="admin", help="Role that makes a caller an admin."),
+    cfg.BoolOpt(
+        "owner_is_tenant",
+        default=True,
+        help="Images are owned by the caller's tenant (True) or by the user (False).",
+    ),
+    cfg.BoolOpt(
+        "allow_anonymous_access",
+        default=False,
+        help="With the trusted-auth flavor, let unauthenticated callers in as "
+        "read-only, non-admin anonymous users instead of answering 401.",
+    ),
+    cfg.IntOpt(
+        "max_request_id_length",
+        default=64,
+        help="Longest X-Openstack-Request-ID taken from a caller.",
+    ),
+]
+
+paging_opts = [
+    cfg.IntOpt("limit_param_default", default=25, min=1, help="Default page size of lists."),
+    cfg.IntOpt("api_limit_max", default=1000, min=1, help="Largest page size a list returns."),
+]
+
+registry_secret_opt = cfg.StrOpt(
+    "registry_shared_secret",
+    secret=True,
+    help="Secret every caller of glance-registry sends in the X-Glance-Registry-Secret "
+    "header. When set on the registry, requests without it get 401. A registry that "
+    "listens on anything but loopback refuses to start without one.",
+)
+
+registry_bind_host_opt = cfg.HostAddressOpt(
+    "bind_host",
+    default="127.0.0.1",
+    help="Address to listen on. glance-registry is an internal service: loopback by "
+    "default, and a shared secret is required for any other address.",
+)
+
+database_opts = [
+    cfg.StrOpt(
+        "connection",
+        secret=True,
+        default="sqlite:////var/lib/glance/glance.sqlite",
+        help="SQLAlchemy URL of the image database: sqlite:///PATH, "
+        "postgresql://USER:PASS@HOST/DB (psycopg 3) or mysql+pymysql://USER:PASS@HOST/DB.",
+    ),
+    cfg.IntOpt("max_pool_size", default=5, help="Connections kept open in the pool."),
+    cfg.IntOpt("max_overflow", default=50, help="Extra connections the pool may open under load."),
+    cfg.IntOpt("pool_timeout", help="Seconds to wait for a free pooled connection before failing."),
+    cfg.IntOpt(
+        "connection_recycle_time",
+        default=3600,
+        help="Seconds after which a pooled connection is replaced.",
+    ),
+]
+
+paste_deploy_opts = [
+    cfg.StrOpt(
+        "flavor",
+        help="Pipeline to serve: the paste pipeline named after the service, or "
+        "'<service>-<flavor>' when set (for example 'trusted-auth').",
+    ),
+    cfg.StrOpt(
+        "config_file",
+        help="Paste ini file. Unset: '<service>-paste.ini' next to the last config file, "
+        "then in the usual config directories.",
+    ),
+]
+
+manage_opts = [
+    cfg.StrOpt(
+        "migrations_dir",
+        help="Alembic script directory; unset uses the one shipped with glance-lite.",
+    ),
+]
+
+
+def register_registry_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(logging_opts)
+    conf.register_cli_opts(
+        [cfg.StrOpt("port-file", dest="port_file", help="Write the bound port here.")]
+    )
+    conf.register_opts(server_opts + context_opts + paging_opts)
+    conf.register_opts([registry_bind_host_opt, registry_secret_opt])
+    conf.register_opts(database_opts, group="database")
+    conf.register_opts(paste_deploy_opts, group="paste_deploy")
+
+
+def register_manage_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(logging_opts)
+    conf.register_opts(database_opts, group="database")
+    conf.register_opts(manage_opts)
+
+
+def list_registry_opts():
+    return [
+        (
+            "DEFAULT",
+            [
+                registry_bind_host_opt,
+                *server_opts,
+                *context_opts,
+                *paging_opts,
+                registry_secret_opt,
+                *logging_opts,
+            ],
+        ),
+        ("database", database_opts),
+        ("paste_deploy", paste_deploy_opts),
+    ]
+
+
+def list_manage_opts():
+    return [("DEFAULT", [*manage_opts, *logging_opts]), ("database", database_opts)]
+
+
+def load(
+    service: str, register, argv: list[str] | None = None, default_config_files=None
+) -> cfg.ConfigOpts:
+    """Parse the command line and config files of one service into a new ConfigOpts."""
+    conf = cfg.ConfigOpts()
+    register(conf)
+    conf(
+        args=sys.argv[1:] if argv is None else argv,
+        project=PROJECT,
+        prog=service,
+        default_config_files=default_config_files,
+    )
+    return conf
+
+
+_current: cfg.ConfigOpts | None = None
+
+
+def set(conf: cfg.ConfigOpts) -> None:
+    global _current
+    _current = conf
+
+
+def get() -> cfg.ConfigOpts:
+    if _current is None:
+        raise RuntimeError("configuration read before a service loaded it")
+    return _current
+
+
+def default_workers() -> int:
+    return min(os.cpu_count() or 1, 8)
+
+
+def shipped_etc_dirs() -> list[Path]:
+    """Where glance-lite's own sample files live: the source tree, then the install."""
+    here = Path(__file__).resolve().parent.parent / "etc"
+    installed = Path(sys.prefix) / "share" / "glance-lite" / "etc"
+    return [here, installed]
+
+
+def paste_config_path(conf: cfg.ConfigOpts, service: str) -> Path:
+    """Find the paste ini of `service` as Glance does, then fall back to the shipped one."""
+    name = conf.paste_deploy.config_file
+    if name and os.path.isabs(name):
+        candidates = [Path(name)]
+    else:
+        name = name or f"{service}-paste.ini"
+        dirs = [Path(f).resolve().parent for f in reversed(conf.config_file or [])]
+        dirs += [Path(d) for d in conf.config_dir or []]
+        dirs += [Path(d).expanduser() for d in ("~/.glance", "~", "/etc/glance", "/etc")]
+        dirs += shipped_etc_dirs()
+        candidates = [d / name for d in dirs]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise cfg.ConfigFilesNotFoundError([str(c) for c in candidates])
+
+
+def pipeline_name(conf: cfg.ConfigOpts, service: str) -> str:
+    flavor = conf.paste_deploy.flavor
+    return f"{service}-{flavor}" if flavor else service

@@ -1,0 +1,203 @@
+"""The image database schema: Glance's Queens tables, columns, constraints and index names.
+
+api.py works on the `__table__` of these classes with SQLAlchemy Core; the baseline
+migration creates exactly this schema, and a test checks that the two agree.
+"""
+
+import datetime
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+# MySQL/MariaDB: utf8mb4 so that every character Python accepts can be stored (the
+# 4-byte check in api.py is Glance's behaviour, kept for the messages), and a binary
+# collation so that exact matches and the (image_id, name) unique key are case-sensitive
+# as on PostgreSQL and SQLite.
+MYSQL_TABLE_ARGS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+IMAGE_VISIBILITIES = ("private", "public", "shared", "community")
+
+
+def utcnow() -> datetime.datetime:
+    """Now as a naive UTC datetime, the form every timestamp column holds."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SoftDelete:
+    """The four bookkeeping columns every Glance table has."""
+
+    created_at: Mapped[datetime.datetime] = mapped_column(
+        sa.DateTime, nullable=False, default=utcnow
+    )
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(
+        sa.DateTime, nullable=True, default=utcnow, onupdate=utcnow
+    )
+    deleted_at: Mapped[datetime.datetime | None] = mapped_column(sa.DateTime, nullable=True)
+    deleted: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+
+
+def _big_integer() -> sa.types.TypeEngine:
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Image(SoftDelete, Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        sa.Index("checksum_image_idx", "checksum"),
+        sa.Index("visibility_image_idx", "visibility"),
+        sa.Index("ix_images_deleted", "deleted"),
+        sa.Index("owner_image_idx", "owner"),
+        sa.Index("created_at_image_idx", "created_at"),
+        sa.Index("updated_at_image_idx", "updated_at"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str | None] = mapped_column(sa.String(255))
+    disk_format: Mapped[str | None] = mapped_column(sa.String(20))
+    container_format: Mapped[str | None] = mapped_column(sa.String(20))
+    size: Mapped[int | None] = mapped_column(_big_integer())
+    virtual_size: Mapped[int | None] = mapped_column(_big_integer())
+    status: Mapped[str] = mapped_column(sa.String(30), nullable=False)
+    visibility: Mapped[str] = mapped_column(
+        sa.Enum(*IMAGE_VISIBILITIES, name="image_visibility"),
+        nullable=False,
+        server_default="shared",
+    )
+    checksum: Mapped[str | None] = mapped_column(sa.String(32))
+    min_disk: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    min_ram: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    owner: Mapped[str | None] = mapped_column(sa.String(255))
+    protected: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
+
+
+class _ImageChild(SoftDelete):
+    """A row hanging off an image: integer id and the image_id foreign key."""
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+
+    @declared_attr
+    def image_id(cls) -> Mapped[str]:
+        return mapped_column(sa.String(36), sa.ForeignKey("images.id"), nullable=False)
+
+
+class ImageProperty(_ImageChild, Base):
+    __tablename__ = "image_properties"
+    __table_args__ = (
+        sa.Index("ix_image_properties_image_id", "image_id"),
+        sa.Index("ix_image_properties_deleted", "deleted"),
+        sa.UniqueConstraint("image_id", "name", name="ix_image_properties_image_id_name"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    name: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    value: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class ImageLocation(_ImageChild, Base):
+    __tablename__ = "image_locations"
+    __table_args__ = (
+        sa.Index("ix_image_locations_image_id", "image_id"),
+        sa.Index("ix_image_locations_deleted", "deleted"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    value: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    # A JSON object, encoded by api.py (Glance's JSONEncodedDict is TEXT underneath).
+    meta_data: Mapped[str | None] = mapped_column(sa.Text, default="{}")
+    status: Mapped[str] = mapped_column(sa.String(30), nullable=False, server_default="active")
+
+
+class ImageMember(_ImageChild, Base):
+    __tablename__ = "image_members"
+    __table_args__ = (
+        sa.Index("ix_image_members_deleted", "deleted"),
+        sa.Index("ix_image_members_image_id", "image_id"),
+        sa.Index("ix_image_members_image_id_member", "image_id", "member"),
+        sa.UniqueConstraint(
+            "image_id",
+            "member",
+            "deleted_at",
+            name="image_members_image_id_member_deleted_at_key",
+        ),
+        MYSQL_TABLE_ARGS,
+    )
+
+    member: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    can_share: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    status: Mapped[str] = mapped_column(
+        sa.String(20), nullable=False, default="pending", server_default="pending"
+    )
+
+
+class ImageTag(_ImageChild, Base):
+    __tablename__ = "image_tags"
+    __table_args__ = (
+        sa.Index("ix_image_tags_image_id", "image_id"),
+        sa.Index("ix_image_tags_image_id_tag_value", "image_id", "value"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    value: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+
+
+class Task(SoftDelete, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        sa.Index("ix_tasks_type", "type"),
+        sa.Index("ix_tasks_status", "status"),
+        sa.Index("ix_tasks_owner", "owner"),
+        sa.Index("ix_tasks_deleted", "deleted"),
+        sa.Index("ix_tasks_updated_at", "updated_at"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    type: Mapped[str] = mapped_column(sa.String(30), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(30), nullable=False)
+    owner: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    expires_at: Mapped[datetime.datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
+class TaskInfo(Base):
+    """Input, result and message of a task (no soft-delete columns, as in Glance)."""
+
+    __tablename__ = "task_info"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    task_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("tasks.id"), primary_key=True, nullable=False
+    )
+    # JSON objects, encoded by the caller (TEXT as Glance's JSONEncodedDict).
+    input: Mapped[str | None] = mapped_column(sa.Text)
+    result: Mapped[str | None] = mapped_column(sa.Text)
+    message: Mapped[str | None] = mapped_column(sa.Text)
+
+
+metadata = Base.metadata
+
+images = Image.__table__
+image_properties = ImageProperty.__table__
+image_locations = ImageLocation.__table__
+image_members = ImageMember.__table__
+image_tags = ImageTag.__table__
+tasks = Task.__table__
+task_info = TaskInfo.__table__
+
+# Tables that reference images.id, in the order they are emptied before images.
+IMAGE_CHILDREN = (image_properties, image_locations, image_members, image_tags)

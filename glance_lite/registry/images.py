@@ -1,0 +1,393 @@
+"""The registry's image resource: list, show, create, update and delete image records.
+
+Query strings and JSON bodies are checked and typed here; the database (the contract in
+glance_lite/db/api.py) gets plain Python values and raises domain errors.
+"""
+
+import contextlib
+
+import webob
+import webob.exc
+
+from glance_lite import context, exceptions, wsgi
+from glance_lite import image_meta as im
+
+# Fields a caller may not set through an update (the database ignores them as well).
+UPDATE_IGNORED = frozenset({"created_at", "updated_at", "deleted_at", "deleted"})
+
+
+class ImagesController:
+    def __init__(self, database, *, api_limit_max: int, limit_param_default: int):
+        self.db = database
+        self.api_limit_max = api_limit_max
+        self.limit_param_default = limit_param_default
+
+    # --- listing -------------------------------------------------------------------
+
+    def index(self, req: webob.Request) -> webob.Response:
+        images = self._list(req)
+        return wsgi.json_response({"images": [im.index_entry(i) for i in images]})
+
+    def detail(self, req: webob.Request) -> webob.Response:
+        images = self._list(req)
+        return wsgi.json_response({"images": [im.image_to_json(i) for i in images]})
+
+    def _list(self, req: webob.Request) -> list[dict]:
+        ctx = context.from_environ(req.environ)
+        query = list_query(
+            req.GET,
+            ctx,
+            limit_param_default=self.limit_param_default,
+            api_limit_max=self.api_limit_max,
+        )
+        return self.db.image_get_all(ctx, **query)
+
+    # --- one image -----------------------------------------------------------------
+
+    def show(self, req: webob.Request, id: str) -> webob.Response:
+        image = self.db.image_get(context.from_environ(req.environ), id)
+        return wsgi.json_response({"image": im.image_to_json(image)})
+
+    def create(self, req: webob.Request) -> webob.Response:
+        body = wsgi.json_body(req, required=False)
+        ctx = writable_context(req)
+        with explained("Failed to add image metadata. Got error: "):
+            values = image_values(body_member(body, "image"), creating=True)
+            values.setdefault("status", "active")
+            if not ctx.is_admin or "owner" not in values:
+                values["owner"] = ctx.owner
+        image_id = values.get("id")
+        if image_id is not None and (len(image_id) > 36 or not im.is_uuid_like(image_id)):
+            raise exceptions.Invalid("Invalid image id format")
+        try:
+            with explained("Failed to add image metadata. Got error: "):
+                image = self.db.image_create(ctx, values)
+        except exceptions.Conflict:
+            raise webob.exc.HTTPConflict(
+                explanation=f"Image with identifier {image_id} already exists!"
+            ) from None
+        return wsgi.json_response({"image": im.image_to_json(image)})
+
+    def update(self, req: webob.Request, id: str) -> webob.Response:
+        body = wsgi.json_body(req, required=False)
+        ctx = writable_context(req)
+        with explained("Failed to update image metadata. Got error: "):
+            values = image_values(body_member(body, "image"), creating=False)
+            from_state = optional_string(body, "from_state") or None
+            check_id_unchanged(values, id)
+        if not ctx.is_admin:
+            values.pop("owner", None)
+        # Only this exact lowercase value purges, as in Glance ("True" merges).
+        purge = req.headers.get("X-Glance-Registry-Purge-Props", "false") == "true"
+        try:
+            with explained("Failed to update image metadata. Got error: "):
+                image = self.db.image_update(
+                    ctx, id, values, purge_props=purge, from_state=from_state
+                )
+        except exceptions.NotFound:
+            raise webob.exc.HTTPNotFound(explanation="Image not found") from None
+        except exceptions.Forbidden:
+            raise webob.exc.HTTPForbidden() from None
+        except exceptions.Conflict:
+            raise webob.exc.HTTPConflict(explanation="Image operation conflicts") from None
+        return wsgi.json_response({"image": im.image_to_json(image)})
+
+    def delete(self, req: webob.Request, id: str) -> webob.Response:
+        ctx = writable_context(req)
+        try:
+            image = self.db.image_destroy(ctx, id)
+        except exceptions.Forbidden:
+            raise webob.exc.HTTPForbidden() from None
+        body = im.image_to_json(image)
+        # Glance's delete reply is built without the v1 translation: no is_public.
+        del body["is_public"]
+        return wsgi.json_response({"image": body})
+
+
+# --- shared by the registry's resources ----------------------------------------------
+
+
+def writable_context(req: webob.Request) -> context.RequestContext:
+    """The caller's context; 403 `Read-only access` for a read-only one."""
+    ctx = context.from_environ(req.environ)
+    if ctx.read_only:
+        raise exceptions.Forbidden("Read-only access")
+    return ctx
+
+
+@contextlib.contextmanager
+def explained(prefix: str):
+    """Re-raise a 400 with `prefix` in front of its message."""
+    try:
+        yield
+    except exceptions.Invalid as err:
+        raise exceptions.Invalid(f"{prefix}{err}") from None
+
+
+def body_member(body, key: str) -> dict:
+    """body[key], which must be a JSON object; 400 naming what is wrong."""
+    if not isinstance(body, dict) or key not in body:
+        raise exceptions.Invalid(f"Request body must be a JSON object with an '{key}' key.")
+    if not isinstance(body[key], dict):
+        raise exceptions.Invalid(f"'{key}' must be a JSON object.")
+    return body[key]
+
+
+def optional_string(body: dict, key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise exceptions.Invalid(f"{key} must be a string or null.")
+    return value
+
+
+def check_id_unchanged(values: dict, image_id: str) -> None:
+    """An update may repeat the image's id but not change it."""
+    given = values.pop("id", image_id)
+    if given != image_id:
+        raise exceptions.Invalid("The image id cannot be changed.")
+
+
+# --- the query string of GET /images[/detail] ----------------------------------------
+
+
+def list_query(params, ctx, *, limit_param_default: int, api_limit_max: int) -> dict:
+    """image_get_all's keyword arguments from the query string (last repeat wins).
+
+    Checks run in Glance's order, so a query with several faults names the same one.
+    """
+    filters = glance_filters(params, ctx)
+    query = {
+        "filters": filters,
+        "limit": page_limit(params, limit_param_default, api_limit_max),
+        "sort_key": choice(params, "sort_key", "created_at", im.SORT_KEYS),
+        "sort_dir": choice(params, "sort_dir", "desc", im.SORT_DIRS),
+        "marker": marker(params),
+    }
+    if ctx.is_admin:
+        is_public = admin_is_public(params)
+        if is_public is True:
+            query["admin_as_user"] = True  # "act as a regular user", not "public only"
+        elif is_public is False:
+            filters["is_public"] = False
+    filters.update(typed_filters(params))
+    return query
+
+
+def glance_filters(params, ctx) -> dict:
+    """The filters Glance itself checks: changes-since, protected, deleted, property-*."""
+    filters = {}
+    if "changes-since" in params:
+        try:
+            filters["changes_since"] = im.parse_isotime(params["changes-since"])
+        except ValueError:
+            raise exceptions.Invalid("Unrecognized changes-since value") from None
+    if "protected" in params:
+        protected = im.strict_bool(params["protected"])
+        if protected is None:
+            raise exceptions.Invalid("protected must be True, or False")
+        filters["protected"] = protected
+    if ctx.is_admin and "deleted" in params:
+        filters["deleted"] = im.bool_from_string(params["deleted"])
+    elif "changes_since" not in filters:
+        filters["deleted"] = False
+    properties = {
+        name.removeprefix("property-"): params[name]
+        for name in params
+        if name.startswith("property-")
+    }
+    if properties:
+        filters["properties"] = properties
+    return filters
+
+
+def typed_filters(params) -> dict:
+    """Filters Glance hands to the database unchecked (a bad value is a 500 there)."""
+    filters = {}
+    for name in im.STRING_FILTERS:
+        if name in params:
+            filters[name] = im.parse_string_filter(params[name])
+    for name in im.INT_FILTERS:
+        if name in params:
+            filters[name] = im.parse_int_filter(name, params[name])
+    return filters
+
+
+def page_limit(params, default: int, maximum: int) -> int:
+    try:
+        limit = int(params.get("limit", default))
+    except ValueError:
+        raise exceptions.Invalid("limit param must be an integer") from None
+    if limit < 0:
+        raise exceptions.Invalid("limit param must be positive")
+    return min(maximum, limit)
+
+
+def choice(params, name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = params.get(name, default)
+    if value not in allowed:
+        raise exceptions.Invalid(f"Unsupported {name}. Acceptable values: {', '.join(allowed)}")
+    return value
+
+
+def marker(params) -> str | None:
+    value = params.get("marker")
+    if not value:
+        return None
+    if not im.is_uuid_like(value):
+        raise exceptions.Invalid("Invalid marker format")
+    return value
+
+
+def admin_is_public(params) -> bool | None:
+    """Absent -> True (act as a user), `none` -> None (everything), else true/false."""
+    value = params.get("is_public")
+    if value is None:
+        return True
+    if value.lower() == "none":
+        return None
+    parsed = im.strict_bool(value)
+    if parsed is None:
+        raise exceptions.Invalid("is_public must be None, True, or False")
+    return parsed
+
+
+# --- the JSON body of POST and PUT /images[/{id}] -------------------------------------
+
+
+def image_values(image: dict, *, creating: bool) -> dict:
+    """The database values for an image dict from a request body, checked and typed.
+
+    Unknown keys are ignored, as Glance ignores them. On update the timestamps and
+    `deleted` are dropped before they are looked at (Glance never stores them there).
+    """
+    values = {}
+    for key, value in image.items():
+        if not creating and key in UPDATE_IGNORED:
+            continue
+        parse = FIELD_PARSERS.get(key)
+        if parse is not None:
+            values[key] = parse(key, value)
+    if values.get("owner") == "":
+        values["owner"] = None
+    if values.get("id") in (None, ""):
+        values.pop("id", None)
+    if "location" in values and values["location"] is None:
+        del values["location"]
+    if values.get("location_data") == [] and "location" not in values:
+        del values["location_data"]  # Glance leaves the locations alone then
+    return values
+
+
+def _string(key: str, value):
+    if value is not None and not isinstance(value, str):
+        raise exceptions.Invalid(f"{key} must be a string or null.")
+    if value is not None and key in im.COLUMN_LENGTHS and len(value) > im.COLUMN_LENGTHS[key]:
+        raise exceptions.Invalid(
+            f"{key} is too long: {len(value)} characters, at most {im.COLUMN_LENGTHS[key]}."
+        )
+    return value
+
+
+def _status(key: str, value):
+    if value is None:
+        raise exceptions.Invalid("Image status is required.")
+    return _string(key, value)
+
+
+def _integer(key: str, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise exceptions.Invalid(f"{key} must be an integer.")
+    try:
+        number = int(value)
+    except ValueError:
+        raise exceptions.Invalid(f"{key} must be an integer.") from None
+    if not -im.BIGINT_MAX - 1 <= number <= im.BIGINT_MAX:
+        raise exceptions.Invalid(f"'{key}' value out of range, must not exceed {im.BIGINT_MAX}.")
+    return number
+
+
+def _integer_or_zero(key: str, value):
+    return _integer(key, value) or 0
+
+
+def _boolean(key: str, value):
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise exceptions.Invalid(f"{key} must be true or false.")
+    return value
+
+
+def _timestamp(key: str, value):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise exceptions.Invalid(f"Invalid time format for {key}.")
+    return im.parse_field_time(key, value)
+
+
+def _properties(key: str, value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise exceptions.Invalid("properties must be a JSON object.")
+    for name, prop in value.items():
+        if prop is not None and not isinstance(prop, str):
+            raise exceptions.Invalid(f"Property '{name}' must be a string or null.")
+        if len(name) > im.COLUMN_LENGTHS["property"]:
+            raise exceptions.Invalid(
+                f"Property name is too long: {len(name)} characters, at most "
+                f"{im.COLUMN_LENGTHS['property']}."
+            )
+    return dict(value)
+
+
+def _location_data(key: str, value):
+    if not isinstance(value, list):
+        raise exceptions.Invalid("location_data must be a list.")
+    return [_location(entry) for entry in value]
+
+
+def _location(entry) -> dict:
+    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        raise exceptions.Invalid("Each location_data entry must be an object with a 'url'.")
+    location = {
+        "url": entry["url"],
+        "metadata": entry.get("metadata") or {},
+        "status": entry.get("status") or "active",
+    }
+    if not isinstance(location["metadata"], dict):
+        raise exceptions.Invalid("location_data metadata must be a JSON object.")
+    if not isinstance(location["status"], str):
+        raise exceptions.Invalid("location_data status must be a string.")
+    if entry.get("id") is not None:
+        if isinstance(entry["id"], bool) or not isinstance(entry["id"], int):
+            raise exceptions.Invalid("location_data id must be an integer.")
+        location["id"] = entry["id"]
+    return location
+
+
+FIELD_PARSERS = {
+    "id": _string,
+    "name": _string,
+    "status": _status,
+    "size": _integer,
+    "virtual_size": _integer,
+    "disk_format": _string,
+    "container_format": _string,
+    "min_disk": _integer_or_zero,
+    "min_ram": _integer_or_zero,
+    "is_public": _boolean,
+    "checksum": _string,
+    "owner": _string,
+    "protected": _boolean,
+    "created_at": _timestamp,
+    "updated_at": _timestamp,
+    "deleted_at": _timestamp,
+    "deleted": _boolean,
+    "properties": _properties,
+    "location": _string,
+    "location_data": _location_data,
+}

@@ -1,0 +1,47 @@
+"""Every URL and method glance-registry answers, in one table.
+
+Paths matched by no row get 404 for the usual methods and 501 for any other method
+(glance_lite.wsgi.Router). Unlike glance-api there is no 405 on /images: `DELETE
+/images` is 404 and `FOO /images` is 501, as Glance's registry does.
+"""
+
+import routes
+
+from glance_lite import wsgi
+from glance_lite.registry.images import ImagesController
+from glance_lite.registry.members import MembersController
+
+MEMBER_ALLOW = "PUT, DELETE"
+
+
+def make_router(images: ImagesController, members: MembersController) -> wsgi.Router:
+    mapper = routes.Mapper()
+
+    def connect(path: str, methods: list[str] | None, controller, action: str) -> None:
+        conditions = {"method": methods} if methods else None
+        mapper.connect(path, controller=controller, action=action, conditions=conditions)
+
+    def reject(path: str, methods: list[str], allow: str) -> None:
+        conditions = {"method": methods}
+        mapper.connect(path, handler=wsgi.reject_method(allow), conditions=conditions)
+
+    # Any method on the bare root lists images, as in Glance.
+    connect("/", None, images, "index")
+    connect("/images", ["GET"], images, "index")
+    connect("/images", ["POST"], images, "create")
+    connect("/images/detail", ["GET"], images, "detail")
+    # PUT/DELETE /images/detail fall through to the {id} rows (image "detail": 404).
+    connect("/images/{id}", ["GET"], images, "show")
+    connect("/images/{id}", ["PUT"], images, "update")
+    connect("/images/{id}", ["DELETE"], images, "delete")
+
+    connect("/images/{image_id}/members", ["GET"], members, "index")
+    connect("/images/{image_id}/members", ["PUT"], members, "update_all")
+    reject("/images/{image_id}/members", ["POST"], MEMBER_ALLOW)
+    connect("/images/{image_id}/members/{member}", ["PUT"], members, "update")
+    connect("/images/{image_id}/members/{member}", ["DELETE"], members, "delete")
+    reject("/images/{image_id}/members/{member}", ["GET", "HEAD", "POST", "PATCH"], MEMBER_ALLOW)
+
+    # Any method lists the images shared with a member.
+    connect("/shared-images/{member}", None, members, "index_shared_images")
+    return wsgi.Router(mapper)

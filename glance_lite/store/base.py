@@ -1,0 +1,141 @@
+"""The driver interface every image store implements, its errors, and the registry of drivers.
+
+A driver streams: `add` consumes an iterator of chunks once, `get` hands back an iterator
+that the WSGI server drains and closes. Drivers expose `add`, `get`, `delete` and
+`get_size`, and nothing else.
+"""
+
+import abc
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from glance_lite import exceptions
+
+T = TypeVar("T")
+
+
+def direct_call(fn: Callable[..., T], *args: Any) -> T:
+    """The default `offload`: run blocking work right here (no thread pool)."""
+    return fn(*args)
+
+
+class StoreNotFound(exceptions.NotFound):
+    def __init__(self, location: str):
+        super().__init__(f"Image data not found at {location}")
+
+
+class Duplicate(exceptions.Conflict):
+    def __init__(self, image_id: str):
+        super().__init__(f"Image {image_id} already exists in the store")
+
+
+class StorageFull(exceptions.LimitExceeded):
+    def __init__(self, detail: str = "There is not enough disk space on the image storage media."):
+        super().__init__(f"Image storage media is full: {detail}")
+
+
+class StorageWriteDenied(exceptions.ServiceUnavailable):
+    def __init__(self, detail: str = "Permission to write image storage media denied."):
+        super().__init__(f"Insufficient permissions on image storage media: {detail}")
+
+
+class UnknownScheme(exceptions.Invalid):
+    def __init__(self, scheme: str):
+        super().__init__(f"Unknown scheme '{scheme}' found in URI")
+        self.scheme = scheme
+
+
+class StoreAddDisabled(exceptions.GlanceLiteError):
+    status = 410
+    message = "Error in store configuration. Adding images to store is disabled."
+
+
+class BadStoreUri(exceptions.Invalid):
+    def __init__(self, detail: str):
+        super().__init__(f"The Store URI was malformed: {detail}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AddResult:
+    location: str
+    size: int
+    checksum: str  # md5 hex digest of the bytes written
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+
+class ImageChunks(Iterator[bytes]):
+    """What `get` returns first: an iterator that also has `close()` (PEP 3333 app_iter)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the iterator holds (its file handle); later iteration yields nothing."""
+
+
+class Store(abc.ABC):
+    schemes: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def add(self, image_id: str, chunks: Iterable[bytes], size: int | None) -> AddResult:
+        """Store the bytes of `chunks` as image `image_id`, all or nothing.
+
+        `size` is the size the client declared, if any; the caller checks it against
+        the returned size. An exception raised by `chunks` propagates unchanged, after
+        everything written so far has been removed.
+        """
+
+    @abc.abstractmethod
+    def get(
+        self, location: str, offset: int = 0, chunk_size: int | None = None
+    ) -> tuple[ImageChunks, int | None]:
+        """An iterator over the data at `location` from `offset`, and its length if known."""
+
+    @abc.abstractmethod
+    def delete(self, location: str) -> None:
+        """Remove the data at `location`; StoreNotFound if there is none."""
+
+    @abc.abstractmethod
+    def get_size(self, location: str) -> int:
+        """The size in bytes of the data at `location`; StoreNotFound if there is none."""
+
+
+def scheme_of(location: str) -> str:
+    scheme, sep, _ = location.partition("://")
+    if not sep or not scheme:
+        raise BadStoreUri(f"no scheme in {location!r}")
+    return scheme.lower()
+
+
+class Stores:
+    """The configured drivers, found by URI scheme, and the one new uploads go to."""
+
+    def __init__(self, drivers: Mapping[str, Store], default: str):
+        self._drivers = dict(drivers)
+        self._by_scheme: dict[str, Store] = {}
+        for name, driver in self._drivers.items():
+            for scheme in driver.schemes:
+                if scheme in self._by_scheme:
+                    raise exceptions.ConfigError(
+                        f"Store scheme '{scheme}' is claimed by more than one store ({name})"
+                    )
+                self._by_scheme[scheme] = driver
+        if default not in self._by_scheme:
+            raise exceptions.ConfigError(
+                f"[glance_store] default_store '{default}' is not one of the enabled stores' "
+                "schemes "
+                f"({', '.join(sorted(self._by_scheme)) or 'none'})"
+            )
+        self.default = self._by_scheme[default]
+
+    @property
+    def schemes(self) -> frozenset[str]:
+        return frozenset(self._by_scheme)
+
+    def for_scheme(self, scheme: str) -> Store:
+        try:
+            return self._by_scheme[scheme]
+        except KeyError:
+            raise UnknownScheme(scheme) from None
+
+    def for_location(self, location: str) -> Store:
+        return self.for_scheme(scheme_of(location))

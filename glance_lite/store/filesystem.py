@@ -1,0 +1,345 @@
+"""The `file` store: one plain file per image, `<datadir>/<image_id>`.
+
+An upload is written to a hidden temporary file in the same directory, synced, and only
+then linked into place, so a reader never sees a partial image and a failed upload
+leaves nothing behind. Blocking work (fsync, big writes) goes through `offload`, which
+the server sets to eventlet's thread pool; this module never imports eventlet.
+"""
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterable, Iterator
+
+from glance_lite import exceptions
+from glance_lite.store.base import (
+    AddResult,
+    BadStoreUri,
+    Duplicate,
+    ImageChunks,
+    StorageFull,
+    StorageWriteDenied,
+    Store,
+    StoreNotFound,
+    direct_call,
+)
+
+LOG = logging.getLogger(__name__)
+
+# Bytes gathered from the incoming chunks before one writev(); bounds memory per upload.
+WRITE_BUFFER = 1024 * 1024
+IOV_MAX = 1024  # Linux's limit on buffers per writev()
+MAX_ID_LENGTH = 200  # leaves room for the temporary name within NAME_MAX (255)
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+# link() fails with these where the filesystem has no hard links; rename() instead.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
+
+
+class FilesystemStore(Store):
+    schemes = ("file", "filesystem")
+
+    def __init__(
+        self,
+        datadir: str,
+        chunk_size: int = 65536,
+        *,
+        file_perm: int = 0,
+        offload: Callable = direct_call,
+    ):
+        """`file_perm` is the mode given to new image files (e.g. 0o640); 0 keeps the
+        default (0o666 less the umask)."""
+        if chunk_size < 1:
+            raise exceptions.ConfigError(f"filesystem store chunk size must be >= 1: {chunk_size}")
+        if file_perm and not 0 < file_perm <= 0o7777:
+            raise exceptions.ConfigError(f"Invalid file permission for images: {file_perm:o}")
+        if file_perm and not file_perm & stat.S_IRUSR:
+            raise exceptions.ConfigError(
+                "Invalid 'filesystem_store_file_perm' option: image files would be "
+                f"unreadable by glance itself ({file_perm:o})"
+            )
+        self._datadir = os.path.normpath(os.path.abspath(datadir))
+        self._chunk_size = chunk_size
+        self._file_perm = file_perm
+        self._offload = offload
+
+    def add(self, image_id: str, chunks: Iterable[bytes], size: int | None) -> AddResult:
+        path = self._path_for(image_id)
+        if os.path.lexists(path):
+            raise Duplicate(image_id)
+        tmp = os.path.join(self._datadir, f".{image_id}.{secrets.token_hex(8)}.tmp")
+        nbytes, checksum = self._write_temp(tmp, chunks)
+        try:
+            self._publish(tmp, path, image_id)
+        finally:
+            _remove_quietly(tmp)
+        return AddResult(location=f"file://{path}", size=nbytes, checksum=checksum, metadata={})
+
+    def get(
+        self, location: str, offset: int = 0, chunk_size: int | None = None
+    ) -> tuple[ImageChunks, int | None]:
+        path = self._path_of(location)
+        if offset < 0:
+            raise exceptions.Invalid(f"Negative offset into image data: {offset}")
+        fd = self._open_for_read(path, location)
+        try:
+            filesize = os.fstat(fd).st_size
+            if offset:
+                os.lseek(fd, offset, os.SEEK_SET)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except BaseException:
+            os.close(fd)
+            raise
+        return _FileChunks(fd, chunk_size or self._chunk_size), max(filesize - offset, 0)
+
+    def delete(self, location: str) -> None:
+        path = self._path_of(location)
+        self._lstat_image(path, location)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            raise StoreNotFound(location) from None
+        except OSError as err:
+            if err.errno in _DENIED:
+                raise StorageWriteDenied() from err
+            raise
+
+    def get_size(self, location: str) -> int:
+        return self._lstat_image(self._path_of(location), location).st_size
+
+    # -- writing
+
+    def _write_temp(self, tmp: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+        """Write `chunks` to the new file `tmp`, sync it; remove it if anything fails."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with _storage_errors():
+            fd = os.open(tmp, flags, 0o666)
+        try:
+            nbytes, checksum = self._write(fd, chunks)
+            with _storage_errors():
+                if self._file_perm:
+                    os.fchmod(fd, self._file_perm)
+                self._offload(os.fsync, fd)
+        except BaseException:
+            _close_quietly(fd)
+            _remove_quietly(tmp)
+            raise
+        try:
+            with _storage_errors():
+                os.close(fd)
+        except BaseException:
+            _remove_quietly(tmp)
+            raise
+        return nbytes, checksum
+
+    def _write(self, fd: int, chunks: Iterable[bytes]) -> tuple[int, str]:
+        """Hash, count and write the chunks, gathering small ones into one writev().
+
+        Errors raised by the `chunks` iterator itself pass through untouched.
+        """
+        md5 = hashlib.md5(usedforsecurity=False)
+        nbytes = 0
+        pending: list[bytes] = []
+        pending_bytes = 0
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if type(chunk) is not bytes:
+                chunk = bytes(chunk)  # a bytearray/memoryview may be reused by its producer
+            md5.update(chunk)
+            nbytes += len(chunk)
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes >= WRITE_BUFFER or len(pending) >= IOV_MAX:
+                self._flush(fd, pending)
+                pending = []
+                pending_bytes = 0
+        if pending:
+            self._flush(fd, pending)
+        return nbytes, md5.hexdigest()
+
+    def _flush(self, fd: int, buffers: list[bytes]) -> None:
+        with _storage_errors():
+            self._offload(_writev_all, fd, buffers)
+
+    def _publish(self, tmp: str, path: str, image_id: str) -> None:
+        """Give the synced temporary file its final name, durably; never overwrite."""
+        with _storage_errors():
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise Duplicate(image_id) from None
+            except OSError as err:
+                if err.errno not in _NO_HARD_LINKS:
+                    raise
+                if os.path.lexists(path):
+                    raise Duplicate(image_id) from None
+                os.rename(tmp, path)
+            _remove_quietly(tmp)
+            try:
+                self._offload(_fsync_dir, self._datadir)
+            except BaseException:
+                _remove_quietly(path)
+                raise
+
+    # -- locations
+
+    def _path_for(self, image_id: str) -> str:
+        if not _is_image_name(image_id):
+            raise exceptions.Invalid(f"Invalid image id for the file store: {image_id!r}")
+        return os.path.join(self._datadir, image_id)
+
+    def _path_of(self, location: str) -> str:
+        """The image file a location names: strictly `file://<datadir>/<image_id>`."""
+        scheme, sep, path = location.partition("://")
+        if not sep or scheme.lower() not in self.schemes:
+            raise BadStoreUri(f"not a file store location: {location!r}")
+        if not path.startswith("/"):
+            raise BadStoreUri(f"the path of {location!r} is not absolute")
+        parent, name = os.path.split(path)
+        if os.path.normpath(path) != path or parent != self._datadir or not _is_image_name(name):
+            raise BadStoreUri(f"{location!r} is not an image file of this store")
+        return path
+
+    def _open_for_read(self, path: str, location: str) -> int:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise StoreNotFound(location) from None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise BadStoreUri(f"{location!r} is a symbolic link") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise BadStoreUri(f"{location!r} is not a regular file")
+        return fd
+
+    def _lstat_image(self, path: str, location: str) -> os.stat_result:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise StoreNotFound(location) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise BadStoreUri(f"{location!r} is not a regular file")
+        return st
+
+
+class _FileChunks(ImageChunks):
+    """The image file in `chunk_size` pieces; closes its descriptor at the end or on close()."""
+
+    def __init__(self, fd: int, chunk_size: int):
+        self._fd: int | None = fd
+        self._chunk_size = chunk_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._fd is None:
+            raise StopIteration
+        try:
+            chunk = os.read(self._fd, self._chunk_size)
+        except BaseException:
+            self.close()
+            raise
+        if not chunk:
+            self.close()
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def prepare_datadir(datadir: str, file_perm: int = 0) -> None:
+    """Create the data directory if missing and check it is usable (run at start-up).
+
+    When image files are to be readable by group or others (`file_perm`), the directory
+    gets the matching search (x) bits, as Glance does.
+    """
+    try:
+        os.makedirs(datadir, exist_ok=True)
+    except OSError as err:
+        raise exceptions.ConfigError(
+            f"Unable to create filesystem_store_datadir {datadir}: {err.strerror}"
+        ) from err
+    if not os.access(datadir, os.W_OK | os.X_OK):
+        raise exceptions.ConfigError(f"Permission to write in {datadir} denied")
+    mode = os.stat(datadir).st_mode
+    extra = (stat.S_IXOTH if file_perm & stat.S_IRWXO else 0) | (
+        stat.S_IXGRP if file_perm & stat.S_IRWXG else 0
+    )
+    if extra & ~mode:
+        try:
+            os.chmod(datadir, stat.S_IMODE(mode) | extra)
+        except OSError as err:
+            LOG.warning("Unable to give group/others search permission on %s: %s", datadir, err)
+
+
+def _is_image_name(name: str) -> bool:
+    return (
+        0 < len(name) <= MAX_ID_LENGTH
+        and not name.startswith(".")
+        and "/" not in name
+        and "\0" not in name
+    )
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn a full or read-only medium into the store errors the api maps to HTTP."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in _FULL:
+            raise StorageFull() from err
+        if err.errno in _DENIED:
+            raise StorageWriteDenied() from err
+        raise
+
+
+def _writev_all(fd: int, buffers: list[bytes]) -> None:
+    written = os.writev(fd, buffers)
+    if written == sum(map(len, buffers)):
+        return
+    for buf in buffers:  # a short write: finish it one buffer at a time
+        if written >= len(buf):
+            written -= len(buf)
+            continue
+        view = memoryview(buf)[written:]
+        written = 0
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        LOG.warning("Could not remove %s: %s", path, err)

@@ -1,0 +1,136 @@
+"""Plain-WSGI plumbing shared by both services: routing, JSON, and the one place where
+domain errors become HTTP responses. Nothing here knows about eventlet (see server.py).
+"""
+
+import json
+import logging
+
+import routes
+import webob
+import webob.dec
+import webob.exc
+
+from glance_lite import exceptions
+
+LOG = logging.getLogger(__name__)
+
+# Methods answered with 404 on an unknown path; any other method gets 501 there.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
+
+DECODE_ERROR = (
+    "Error decoding your request. Either the URL or the request body contained "
+    "characters that could not be decoded by Glance"
+)
+
+
+def error_response(err: exceptions.GlanceLiteError) -> webob.exc.HTTPException:
+    return webob.exc.status_map[err.status](explanation=str(err))
+
+
+def json_response(body, status: int = 200, headers=None) -> webob.Response:
+    """JSON with Python's default separators, as Glance (and its clients' tests) expect."""
+    resp = webob.Response(status=status, content_type="application/json", charset=None)
+    resp.body = json.dumps(body).encode("utf-8")
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+def json_body(req: webob.Request, *, required: bool = True):
+    """The request's JSON document; 400 when it cannot be read."""
+    if not req.content_length and req.headers.get("Transfer-Encoding") is None:
+        if required:
+            raise exceptions.Invalid("Malformed JSON in request body.")
+        return None
+    raw = req.body
+    if not raw:
+        if required:
+            raise exceptions.Invalid("Malformed JSON in request body.")
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise exceptions.Invalid(DECODE_ERROR) from None
+    except ValueError:
+        raise exceptions.Invalid("Malformed JSON in request body.") from None
+
+
+def reject_method(allow: str | None):
+    """A route target that answers 405, with an Allow header when `allow` is given."""
+
+    def reject(req, **_):
+        headers = {"Allow": allow} if allow else {}
+        raise webob.exc.HTTPMethodNotAllowed(headers=headers)
+
+    return reject
+
+
+class Router:
+    """Dispatches a request through a routes.Mapper to `controller.action(req, **args)`.
+
+    Connect routes with `controller=<object>` and `action=<method name>`, or with
+    `handler=<callable>` for one-off answers such as reject_method(). Errors raised
+    anywhere below become responses here, once.
+    """
+
+    def __init__(self, mapper: routes.Mapper):
+        self.mapper = mapper
+
+    @webob.dec.wsgify
+    def __call__(self, req: webob.Request):
+        try:
+            path = req.path_info
+            req.GET  # noqa: B018 - decode the query string now, so bad bytes give 400
+        except UnicodeDecodeError:
+            return webob.exc.HTTPBadRequest(explanation=DECODE_ERROR)
+        found = self.mapper.routematch(path, environ=req.environ)
+        if found is None:
+            if req.method in KNOWN_METHODS:
+                return webob.exc.HTTPNotFound()
+            return webob.exc.HTTPNotImplemented(
+                explanation=f"The request method {req.method} is not implemented for this server."
+            )
+        match, route = found
+        # routes hands back str() of non-string defaults; the objects themselves stay in
+        # the route's keyword arguments (Routes is pinned below 3 in setup.cfg).
+        targets = route._kargs
+        args = {k: v for k, v in match.items() if k not in ("controller", "action", "handler")}
+        handler = targets.get("handler") or getattr(targets["controller"], targets["action"])
+        return call_translating_errors(handler, req, args)
+
+
+def call_translating_errors(handler, req, args):
+    try:
+        return handler(req, **args)
+    except webob.exc.HTTPException as exc:
+        return exc
+    except exceptions.GlanceLiteError as err:
+        return error_response(err)
+    except UnicodeDecodeError:
+        return webob.exc.HTTPBadRequest(explanation=DECODE_ERROR)
+    except Exception:
+        LOG.exception("Unexpected error handling %s %s", req.method, req.path)
+        return webob.exc.HTTPInternalServerError()
+
+
+def load_paste_app(conf, service: str):
+    """Load the pipeline `[paste_deploy] flavor` names from the service's paste ini."""
+    from paste import deploy
+
+    from glance_lite import config
+
+    path = config.paste_config_path(conf, service)
+    name = config.pipeline_name(conf, service)
+    flavor = conf.paste_deploy.flavor or ""
+    try:
+        return deploy.loadapp(f"config:{path}", name=name)
+    except LookupError as exc:
+        if "keystone" in flavor:
+            raise exceptions.ConfigError(
+                f"the '{flavor}' flavor is not supported yet: glance-lite does not ship "
+                f"the keystone pipelines. Use 'trusted-auth' behind an authenticating "
+                f"proxy, or no flavor."
+            ) from None
+        raise exceptions.ConfigError(
+            f"cannot load pipeline '{name}' from {path} ([paste_deploy] flavor = '{flavor}'): {exc}"
+        ) from None

@@ -1,0 +1,178 @@
+"""Shared database fixtures.
+
+`db_url` runs a test on SQLite (a temp file), PostgreSQL and MySQL/MariaDB. The server
+URLs come from GLANCE_LITE_TEST_PG_URL / GLANCE_LITE_TEST_MYSQL_URL; unset or unreachable
+means skip, or fail when CI=true. Isolation under pytest-xdist: PostgreSQL gets a fresh
+database per worker (glance_test_<worker>_<random>); the MySQL user may only use its one
+database, so MySQL tests take a server-wide named lock (GET_LOCK) for their duration.
+`database` / `sqlite_database` hand out a migrated, emptied `Database` (one per URL and
+session, emptied before each test). A test that changes the schema of a `db_url` database
+must start with `wipe_schema()`, which also tells `database` to migrate it again.
+"""
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from glance_lite.db import api, migration, models, session
+
+SERVER_ENV = {
+    "postgresql": "GLANCE_LITE_TEST_PG_URL",
+    "mysql": "GLANCE_LITE_TEST_MYSQL_URL",
+}
+MYSQL_LOCK = "glance_lite_tests"
+MYSQL_LOCK_TIMEOUT = 900
+OUR_TABLES = frozenset(models.metadata.tables) | {migration.VERSION_TABLE}
+
+
+def unavailable(reason: str) -> None:
+    """Skip with a visible reason, or fail when CI=true."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def url_string(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def _server_url(backend: str) -> str:
+    env = SERVER_ENV[backend]
+    url = os.environ.get(env)
+    if not url:
+        unavailable(f"{env} is not set; the {backend} tests need it")
+    engine = session.create_engine(url)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as err:
+        unavailable(f"{backend} at {env} is unreachable: {err.orig}")
+    finally:
+        engine.dispose()
+    return url
+
+
+def worker_name() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'glance.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A database of our own on the PostgreSQL server, dropped at the end."""
+    admin_url = _server_url("postgresql")
+    name = f"glance_test_{worker_name()}_{uuid.uuid4().hex[:8]}"
+    admin = session.create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield url_string(session.parse_url(admin_url).set(database=name))
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    return _server_url("mysql")
+
+
+@contextlib.contextmanager
+def mysql_lock(url: str) -> Iterator[None]:
+    """Hold the server-wide test lock, so workers sharing the database take turns."""
+    engine = session.create_engine(url, max_pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            got = conn.exec_driver_sql(
+                f"SELECT GET_LOCK('{MYSQL_LOCK}', {MYSQL_LOCK_TIMEOUT})"
+            ).scalar()
+            if got != 1:
+                pytest.fail(f"could not take the MySQL test lock within {MYSQL_LOCK_TIMEOUT}s")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{MYSQL_LOCK}')")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def db_url(request) -> Iterator[str]:
+    """A database URL on each backend; the database may hold anything a test left."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    if request.param == "mysql":
+        with mysql_lock(url):
+            yield url
+    else:
+        yield url
+
+
+# URLs whose database this session has seen at head with nothing else in it.
+_AT_HEAD: set[str] = set()
+
+
+def wipe_schema(engine: sa.Engine) -> None:
+    """Drop every table (and PostgreSQL's enum type): an empty database again."""
+    _AT_HEAD.discard(url_string(engine.url))
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with session.writer(engine).begin() as conn:
+        meta.drop_all(conn)
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("DROP TYPE IF EXISTS image_visibility")
+
+
+def empty_tables(engine: sa.Engine) -> None:
+    with session.writer(engine).begin() as conn:
+        for table in reversed(models.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+def ensure_head(engine: sa.Engine) -> None:
+    """Our schema at head and nothing else in the database."""
+    key = url_string(engine.url)
+    if key in _AT_HEAD:
+        return
+    tables = set(sa.inspect(engine).get_table_names())
+    if tables != OUR_TABLES or migration.current_heads(engine) != (migration.head(),):
+        wipe_schema(engine)
+        migration.upgrade(engine)
+    _AT_HEAD.add(key)
+
+
+@pytest.fixture(scope="session")
+def _database_cache() -> Iterator[dict[str, api.Database]]:
+    cache: dict[str, api.Database] = {}
+    yield cache
+    for db in cache.values():
+        db.dispose()
+
+
+def migrated_database(url: str, cache: dict[str, api.Database]) -> api.Database:
+    db = cache.get(url)
+    if db is None:
+        db = cache[url] = api.Database.from_url(url)
+    ensure_head(db.engine)
+    empty_tables(db.engine)
+    return db
+
+
+@pytest.fixture
+def database(db_url, _database_cache) -> api.Database:
+    """A migrated, empty Database on each backend."""
+    return migrated_database(db_url, _database_cache)
+
+
+@pytest.fixture
+def sqlite_database(sqlite_url, _database_cache) -> api.Database:
+    """A migrated, empty Database on SQLite only (for the fast pure-logic tests)."""
+    return migrated_database(sqlite_url, _database_cache)

@@ -1,0 +1,68 @@
+"""The README's run command: tools/local.sh (what `make run` / `make stop` call)."""
+
+import os
+import socket
+import subprocess
+
+import pytest
+import requests
+
+from tests.functional.servers import ROOT
+
+pytestmark = pytest.mark.functional
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def local(command, env):
+    return subprocess.run(
+        ["bash", str(ROOT / "tools" / "local.sh"), command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_local_deployment_starts_twice_safely_answers_and_stops(tmp_path):
+    port = free_port()
+    env = dict(
+        os.environ, GLANCE_LITE_STATE=str(tmp_path / "state"), GLANCE_REGISTRY_PORT=str(port)
+    )
+    try:
+        first = local("start", env)
+        assert first.returncode == 0, first.stderr + first.stdout
+        assert f"http://127.0.0.1:{port}" in first.stdout
+        secret = (tmp_path / "state" / "registry-secret").read_text().strip()
+        url = f"http://127.0.0.1:{port}/images"
+        assert requests.get(url, timeout=5).status_code == 401
+        resp = requests.get(url, headers={"X-Glance-Registry-Secret": secret}, timeout=5)
+        assert resp.status_code == 200
+
+        second = local("start", env)
+        assert second.returncode == 0, second.stderr
+        assert "already running" in second.stdout
+    finally:
+        stopped = local("stop", env)
+    assert stopped.returncode == 0
+    assert "stopped glance-registry" in stopped.stdout
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=2)
+
+
+def test_local_deployment_refuses_a_taken_port(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        env = dict(
+            os.environ,
+            GLANCE_LITE_STATE=str(tmp_path / "state"),
+            GLANCE_REGISTRY_PORT=str(s.getsockname()[1]),
+        )
+        result = local("start", env)
+    assert result.returncode == 1
+    assert "is taken" in result.stderr

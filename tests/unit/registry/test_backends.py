@@ -1,0 +1,115 @@
+"""The registry's main flows on every database backend (sqlite, postgresql, mysql)."""
+
+import pytest
+
+from tests.unit.registry.conftest import Registry
+
+UUID_A = "0b7e2a2c-6c5f-4e2b-9a0a-000000000001"
+
+
+@pytest.fixture
+def any_registry(database) -> Registry:
+    return Registry(database, limit_param_default=2, api_limit_max=3)
+
+
+def test_an_image_record_goes_through_create_show_update_and_delete(any_registry):
+    alice = any_registry.tenant("alice")
+    resp = alice.post(
+        "/images",
+        {
+            "image": {
+                "id": UUID_A,
+                "name": "n\u00e9",
+                "status": "queued",
+                "size": 2**40,
+                "created_at": "2016-05-10T21:35:15Z",
+                "properties": {"distro": "debian", "empty": None},
+                "location": "file:///a",
+            }
+        },
+    )
+    assert resp.status_int == 200, resp.text
+    image = resp.json["image"]
+    assert image["created_at"] == "2016-05-10T21:35:15.000000"
+    assert (image["name"], image["size"], image["owner"]) == ("n\u00e9", 2**40, "alice")
+    assert alice.get(f"/images/{UUID_A}").json["image"] == image
+
+    resp = alice.put(
+        f"/images/{UUID_A}",
+        {"image": {"status": "active", "properties": {"arch": "x86"}}, "from_state": "queued"},
+        headers={"X-Glance-Registry-Purge-Props": "true"},
+    )
+    assert resp.json["image"]["properties"] == {"arch": "x86"}
+    assert alice.put(f"/images/{UUID_A}", {"image": {}, "from_state": "queued"}).status_int == 409
+
+    deleted = alice.delete(f"/images/{UUID_A}").json["image"]
+    assert (deleted["deleted"], deleted["status"], deleted["location"]) == (True, "active", None)
+    assert "is_public" not in deleted
+    assert alice.get(f"/images/{UUID_A}").status_int == 404
+
+
+@pytest.mark.parametrize(
+    ("image", "text"),
+    [
+        ({"name": "\U0001f40d"}, "Name can't contain 4 byte unicode characters."),
+        ({"min_disk": 2**31}, "'min_disk' value out of range, must not exceed 2147483647."),
+        ({"name": "n" * 256}, "name is too long"),
+        ({"disk_format": "d" * 21}, "disk_format is too long"),
+        ({"checksum": "c" * 33}, "checksum is too long"),
+        ({"size": "abc"}, "size must be an integer."),
+        ({"created_at": "0001-01-01T00:00:00"}, "Invalid time format for created_at."),
+    ],
+)
+def test_values_a_column_cannot_hold_are_a_400_on_every_backend(any_registry, image, text):
+    resp = any_registry.admin.post("/images", {"image": image})
+    assert resp.status_int == 400, resp.text
+    assert text in resp.text
+
+
+def test_filters_sorting_and_paging_agree_on_every_backend(any_registry):
+    admin = any_registry.admin
+    ids = [
+        admin.create(
+            name=f"img{n}",
+            size=n * 10,
+            disk_format=fmt,
+            is_public=True,
+            created_at=f"2020-01-0{n}T00:00:00",
+            properties={"parity": "odd" if n % 2 else "even"},
+        )["id"]
+        for n, fmt in zip(range(1, 6), ["raw", "iso", "raw", "qcow2", "raw"], strict=True)
+    ]
+    assert admin.ids() == [ids[4], ids[3]]
+    assert admin.ids("limit=10") == ids[::-1][:3]
+    assert admin.ids(f"limit=2&marker={ids[3]}") == [ids[2], ids[1]]
+    assert admin.ids("sort_key=size&sort_dir=asc&limit=3") == ids[:3]
+    assert admin.ids("sort_key=name&sort_dir=asc&disk_format=in:iso,qcow2") == [ids[1], ids[3]]
+    assert admin.ids("size_min=20&size_max=40&sort_dir=asc&limit=3") == ids[1:4]
+    assert admin.ids("property-parity=even&sort_dir=asc") == [ids[1], ids[3]]
+    assert admin.ids("name=zap:img1") == []
+    assert admin.get("/images?size_min=abc").status_int == 400
+
+
+def test_visibility_and_memberships_agree_on_every_backend(any_registry):
+    alice, bob, carol = (any_registry.tenant(t) for t in ("alice", "bob", "carol"))
+    private = alice.create(name="private")["id"]
+    shared = alice.create(name="shared")["id"]
+    resp = alice.put(
+        f"/images/{shared}/members", {"memberships": [{"member_id": "bob", "can_share": True}]}
+    )
+    assert resp.status_int == 204
+    assert bob.put(f"/images/{shared}/members/carol").status_int == 204
+    assert set(alice.ids("limit=3")) == {private, shared}
+    assert bob.ids() == [shared]
+    assert carol.ids() == [shared]
+    assert bob.get(f"/images/{private}").status_int == 404
+    assert alice.get(f"/images/{shared}/members").json["members"] == [
+        {"member_id": "bob", "can_share": True},
+        {"member_id": "carol", "can_share": False},
+    ]
+    assert carol.get("/shared-images/carol").json == {
+        "shared_images": [{"image_id": shared, "can_share": False}]
+    }
+    assert alice.delete(f"/images/{shared}/members/carol").status_int == 204
+    assert carol.ids() == []
+    assert alice.delete(f"/images/{shared}/members/carol").status_int == 404

@@ -1,0 +1,347 @@
+"""What only the file store does: files on disk, OS error mapping, strict locations."""
+
+import errno
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import pytest
+
+from glance_lite import exceptions
+from glance_lite.store.base import BadStoreUri, Duplicate, StorageFull, StorageWriteDenied
+from glance_lite.store.filesystem import WRITE_BUFFER, FilesystemStore
+
+IMAGE_ID = "71c675ab-d94f-49cd-a114-e12490b328d9"
+
+
+@pytest.fixture
+def datadir(tmp_path):
+    path = tmp_path / "images"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def store(datadir):
+    return FilesystemStore(str(datadir))
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_the_image_is_a_plain_file_named_after_its_id(store, datadir):
+    result = store.add(IMAGE_ID, iter([b"hello"]), 5)
+    assert result.location == f"file://{datadir}/{IMAGE_ID}"
+    assert (datadir / IMAGE_ID).read_bytes() == b"hello"
+    assert os.listdir(datadir) == [IMAGE_ID]
+
+
+def test_a_relative_datadir_gives_absolute_locations(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = FilesystemStore(".").add(IMAGE_ID, iter([b"x"]), None)
+    assert result.location == f"file://{tmp_path}/{IMAGE_ID}"
+
+
+def test_data_goes_to_a_hidden_temp_file_until_complete(store, datadir):
+    seen = []
+
+    def chunks():
+        yield b"x" * (WRITE_BUFFER + 1)
+        seen.extend(os.listdir(datadir))
+        yield b"y"
+
+    store.add(IMAGE_ID, chunks(), None)
+    assert len(seen) == 1
+    assert seen[0].startswith(f".{IMAGE_ID}.") and seen[0].endswith(".tmp")
+    assert os.listdir(datadir) == [IMAGE_ID]
+
+
+def test_the_filesystem_scheme_is_accepted_too(store, datadir):
+    store.add(IMAGE_ID, iter([b"abc"]), None)
+    assert store.get_size(f"filesystem://{datadir}/{IMAGE_ID}") == 3
+
+
+def test_an_image_created_meanwhile_is_a_duplicate_and_is_not_overwritten(store, datadir):
+    def chunks():
+        yield b"mine"
+        (datadir / IMAGE_ID).write_bytes(b"theirs")
+
+    with pytest.raises(Duplicate):
+        store.add(IMAGE_ID, chunks(), None)
+    assert (datadir / IMAGE_ID).read_bytes() == b"theirs"
+    assert os.listdir(datadir) == [IMAGE_ID]
+
+
+def test_without_hard_links_the_temp_file_is_renamed(store, datadir, monkeypatch):
+    def no_link(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    store.add(IMAGE_ID, iter([b"abc"]), None)
+    assert os.listdir(datadir) == [IMAGE_ID]
+
+
+@pytest.mark.parametrize("image_id", ["", ".hidden", "..", "a/b", "../etc", "x\0y", "i" * 201])
+def test_an_image_id_that_is_no_plain_file_name_is_refused(store, datadir, image_id):
+    with pytest.raises(exceptions.Invalid):
+        store.add(image_id, iter([b"x"]), None)
+    assert os.listdir(datadir) == []
+
+
+# -- OS errors while writing
+
+
+def fail_with(code):
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EFBIG])
+def test_a_full_medium_is_storage_full_and_leaves_nothing(store, datadir, monkeypatch, code):
+    monkeypatch.setattr(os, "writev", fail_with(code))
+    with pytest.raises(StorageFull) as caught:
+        store.add(IMAGE_ID, iter([b"x" * 100]), None)
+    assert caught.value.status == 413
+    assert str(caught.value) == (
+        "Image storage media is full: There is not enough disk space on the image storage media."
+    )
+    assert os.listdir(datadir) == []
+
+
+def test_a_full_medium_found_at_fsync_is_storage_full_too(datadir):
+    def offload(fn, *args):
+        if fn is os.fsync:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fn(*args)
+
+    with pytest.raises(StorageFull):
+        FilesystemStore(str(datadir), offload=offload).add(IMAGE_ID, iter([b"x"]), None)
+    assert os.listdir(datadir) == []
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.EROFS])
+def test_a_write_protected_medium_is_write_denied(store, datadir, monkeypatch, code):
+    real_open = os.open
+
+    def refuse_create(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise OSError(code, os.strerror(code), path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_create)
+    with pytest.raises(StorageWriteDenied) as caught:
+        store.add(IMAGE_ID, iter([b"x"]), None)
+    assert caught.value.status == 503
+    assert str(caught.value).startswith("Insufficient permissions on image storage media: ")
+    assert os.listdir(datadir) == []
+
+
+def test_a_denied_write_midway_removes_the_temp_file(store, datadir, monkeypatch):
+    monkeypatch.setattr(os, "writev", fail_with(errno.EACCES))
+    with pytest.raises(StorageWriteDenied):
+        store.add(IMAGE_ID, iter([b"x" * 100]), None)
+    assert os.listdir(datadir) == []
+
+
+def test_another_os_error_while_writing_propagates_as_is(store, datadir, monkeypatch):
+    monkeypatch.setattr(os, "writev", fail_with(errno.EIO))
+    with pytest.raises(OSError) as caught:
+        store.add(IMAGE_ID, iter([b"x"]), None)
+    assert caught.value.errno == errno.EIO
+    assert os.listdir(datadir) == []
+
+
+def test_an_os_error_from_the_iterator_is_not_taken_for_a_full_medium(store, datadir):
+    failure = OSError(errno.ENOSPC, "the caller's own error")
+
+    def chunks():
+        yield b"x"
+        raise failure
+
+    with pytest.raises(OSError) as caught:
+        store.add(IMAGE_ID, chunks(), None)
+    assert caught.value is failure
+    assert os.listdir(datadir) == []
+
+
+def test_a_short_write_is_completed(store, datadir, monkeypatch):
+    real_writev = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: real_writev(fd, [bufs[0][:3]]))
+    data = [b"abcdef", b"ghij", b"klmnop"]
+    store.add(IMAGE_ID, iter(data), None)
+    assert (datadir / IMAGE_ID).read_bytes() == b"".join(data)
+
+
+def test_blocking_work_goes_through_offload(datadir):
+    calls = []
+
+    def offload(fn, *args):
+        calls.append(fn.__name__)
+        return fn(*args)
+
+    store = FilesystemStore(str(datadir), offload=offload)
+    store.add(IMAGE_ID, iter([b"x" * WRITE_BUFFER, b"y"]), None)
+    assert calls == ["_writev_all", "_writev_all", "fsync", "_fsync_dir"]
+
+
+# -- permissions
+
+
+def test_new_files_get_the_configured_permission(datadir):
+    FilesystemStore(str(datadir), file_perm=0o640).add(IMAGE_ID, iter([b"x"]), None)
+    assert stat.S_IMODE(os.stat(datadir / IMAGE_ID).st_mode) == 0o640
+
+
+def test_without_a_permission_new_files_follow_the_umask(store, datadir):
+    old = os.umask(0o027)
+    try:
+        store.add(IMAGE_ID, iter([b"x"]), None)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(datadir / IMAGE_ID).st_mode) == 0o640
+
+
+@pytest.mark.parametrize("perm", [0o200, 0o044, 0o10000, -1])
+def test_a_permission_glance_could_not_read_or_no_mode_is_refused(datadir, perm):
+    with pytest.raises(exceptions.ConfigError):
+        FilesystemStore(str(datadir), file_perm=perm)
+
+
+# -- strict locations
+
+
+def escaping_locations(datadir):
+    return [
+        "file:///etc/passwd",
+        f"file://{datadir}/../{IMAGE_ID}",
+        f"file://{datadir}/./{IMAGE_ID}",
+        f"file://{datadir}//{IMAGE_ID}",
+        f"file://{datadir}/sub/{IMAGE_ID}",
+        f"file://{datadir}/",
+        f"file://{datadir}",
+        f"file://{datadir}/.{IMAGE_ID}.0123.tmp",
+        f"file://host{datadir}/{IMAGE_ID}",
+        f"file:{datadir}/{IMAGE_ID}",
+        f"file://images/{IMAGE_ID}",
+    ]
+
+
+@pytest.mark.parametrize("index", range(11))
+@pytest.mark.parametrize("call", ["get", "get_size", "delete"])
+def test_a_location_outside_the_datadir_is_a_bad_uri(store, datadir, index, call):
+    (datadir / "sub").mkdir()
+    location = escaping_locations(datadir)[index]
+    with pytest.raises(BadStoreUri) as caught:
+        getattr(store, call)(location)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("call", ["get", "get_size", "delete"])
+def test_a_symlink_out_of_the_datadir_is_a_bad_uri(store, datadir, tmp_path, call):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"secret")
+    (datadir / IMAGE_ID).symlink_to(secret)
+    with pytest.raises(BadStoreUri):
+        getattr(store, call)(f"file://{datadir}/{IMAGE_ID}")
+    assert secret.read_bytes() == b"secret"
+    assert (datadir / IMAGE_ID).is_symlink()
+
+
+def test_a_directory_in_place_of_an_image_is_a_bad_uri(store, datadir):
+    (datadir / IMAGE_ID).mkdir()
+    with pytest.raises(BadStoreUri):
+        store.get(f"file://{datadir}/{IMAGE_ID}")
+
+
+def test_a_negative_offset_is_invalid(store):
+    location = store.add(IMAGE_ID, iter([b"abc"]), None).location
+    with pytest.raises(exceptions.Invalid):
+        store.get(location, offset=-1)
+
+
+# -- reading
+
+
+def test_get_reads_in_the_store_chunk_size_by_default(datadir):
+    store = FilesystemStore(str(datadir), chunk_size=4)
+    location = store.add(IMAGE_ID, iter([b"0123456789"]), None).location
+    chunks, _ = store.get(location)
+    assert list(chunks) == [b"0123", b"4567", b"89"]
+
+
+def test_the_get_iterator_holds_one_descriptor_until_closed(store):
+    location = store.add(IMAGE_ID, iter([b"x" * 10_000]), None).location
+    before = fd_count()
+    chunks, _ = store.get(location, chunk_size=100)
+    next(chunks)
+    assert fd_count() == before + 1
+    chunks.close()
+    assert fd_count() == before
+
+
+def test_a_dropped_get_iterator_closes_its_descriptor(store):
+    location = store.add(IMAGE_ID, iter([b"x" * 10_000]), None).location
+    before = fd_count()
+    chunks, _ = store.get(location, chunk_size=100)
+    next(chunks)
+    del chunks
+    assert fd_count() == before
+
+
+def test_deleting_a_file_that_cannot_be_removed_is_write_denied(store, monkeypatch):
+    location = store.add(IMAGE_ID, iter([b"x"]), None).location
+    monkeypatch.setattr(os, "unlink", fail_with(errno.EACCES))
+    with pytest.raises(StorageWriteDenied):
+        store.delete(location)
+
+
+# -- memory stays flat
+
+RSS_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from glance_lite.store.filesystem import FilesystemStore
+
+    CHUNK = 64 * 1024
+    TEMPLATE = bytes(range(256)) * (CHUNK // 256)
+
+    def chunks():
+        for i in range(256 * 1024 * 1024 // CHUNK):
+            yield i.to_bytes(8, "big") + TEMPLATE[8:]  # a fresh object each time
+
+    def status_kib(field):
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith(field + ":"))
+        return int(line.split()[1])
+
+    # VmHWM (peak RSS) starts afresh at exec, unlike getrusage's ru_maxrss, which
+    # keeps the peak of the parent process that forked us.
+    store = FilesystemStore(sys.argv[1])
+    before = status_kib("VmRSS")
+    result = store.add("big", chunks(), None)
+    after = status_kib("VmHWM")
+    print(after - before, result.size)
+    """
+)
+
+
+def test_adding_256_mib_keeps_peak_memory_growth_under_32_mib(tmp_path):
+    # tmpfs when there is one: the page cache is not the process's memory either way,
+    # but there the final fsync costs nothing.
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else str(tmp_path)
+    with tempfile.TemporaryDirectory(dir=base) as datadir:
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_SCRIPT, datadir],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+    growth_kib, size = int(out[0]), int(out[1])
+    assert size == 256 * 1024 * 1024
+    assert growth_kib < 32 * 1024, f"peak RSS grew by {growth_kib} KiB"

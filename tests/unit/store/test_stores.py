@@ -1,0 +1,180 @@
+"""The registry of drivers and how `[glance_store]` builds it."""
+
+import logging
+import os
+import re
+import stat
+
+import pytest
+from oslo_config import cfg
+
+from glance_lite import exceptions, store
+from glance_lite.store.base import BadStoreUri, Stores, UnknownScheme
+from glance_lite.store.filesystem import FilesystemStore
+from glance_lite.store.memory import MemoryStore
+
+IMAGE_ID = "71c675ab-d94f-49cd-a114-e12490b328d9"
+
+
+def make_conf(**overrides) -> cfg.ConfigOpts:
+    conf = cfg.ConfigOpts()
+    conf.register_opts(store.store_opts, group="glance_store")
+    conf(args=[], default_config_files=[])
+    for name, value in overrides.items():
+        conf.set_override(name, value, group="glance_store")
+    return conf
+
+
+# -- Stores
+
+
+def test_drivers_are_found_by_the_scheme_of_a_location(tmp_path):
+    files, memory = FilesystemStore(str(tmp_path)), MemoryStore()
+    stores = Stores({"file": files, "memory": memory}, default="file")
+    assert stores.default is files
+    assert stores.for_location(f"file://{tmp_path}/x") is files
+    assert stores.for_location(f"filesystem://{tmp_path}/x") is files
+    assert stores.for_location("memory://x") is memory
+    assert stores.for_scheme("memory") is memory
+    assert stores.schemes == {"file", "filesystem", "memory"}
+
+
+def test_an_unknown_scheme_is_a_400_naming_it():
+    stores = Stores({"memory": MemoryStore()}, default="memory")
+    with pytest.raises(UnknownScheme) as caught:
+        stores.for_location("swift://x/y")
+    assert caught.value.status == 400
+    assert caught.value.scheme == "swift"
+    assert str(caught.value) == "Unknown scheme 'swift' found in URI"
+
+
+@pytest.mark.parametrize("location", ["", "no-scheme", "://x", "/var/lib/glance/images/x"])
+def test_a_location_without_a_scheme_is_a_bad_uri(location):
+    stores = Stores({"memory": MemoryStore()}, default="memory")
+    with pytest.raises(BadStoreUri):
+        stores.for_location(location)
+
+
+def test_a_default_that_no_driver_serves_is_a_config_error():
+    with pytest.raises(exceptions.ConfigError, match="default_store 'file'"):
+        Stores({"memory": MemoryStore()}, default="file")
+
+
+def test_two_drivers_claiming_one_scheme_is_a_config_error():
+    with pytest.raises(exceptions.ConfigError, match="'memory'"):
+        Stores({"a": MemoryStore(), "b": MemoryStore()}, default="memory")
+
+
+# -- options
+
+
+def test_options_have_glances_names_and_defaults():
+    group = make_conf().glance_store
+    assert group.stores == ["file", "http"]
+    assert group.default_store == "file"
+    assert group.filesystem_store_datadir == "/var/lib/glance/images"
+    assert group.filesystem_store_chunk_size == 65536
+    assert group.filesystem_store_file_perm == 0
+    assert all(opt.help for opt in store.store_opts)
+    assert store.list_opts() == [("glance_store", store.store_opts)]
+
+
+# -- from_conf
+
+
+def test_from_conf_builds_the_file_store_and_creates_its_datadir(tmp_path):
+    datadir = tmp_path / "a" / "b"
+    stores = store.from_conf(make_conf(stores=["file"], filesystem_store_datadir=str(datadir)))
+    assert datadir.is_dir()
+    result = stores.default.add(IMAGE_ID, iter([b"data"]), None)
+    assert result.location == f"file://{datadir}/{IMAGE_ID}"
+    assert stores.for_location(result.location) is stores.default
+
+
+def test_from_conf_uses_the_configured_chunk_size(tmp_path):
+    conf = make_conf(filesystem_store_datadir=str(tmp_path), filesystem_store_chunk_size=3)
+    files = store.from_conf(conf).default
+    chunks, _ = files.get(files.add(IMAGE_ID, iter([b"abcdefg"]), None).location)
+    assert list(chunks) == [b"abc", b"def", b"g"]
+
+
+def test_stores_without_a_driver_yet_are_skipped_with_a_warning(tmp_path, caplog):
+    conf = make_conf(
+        stores=["file", "http", "swift", "bogus"], filesystem_store_datadir=str(tmp_path)
+    )
+    with caplog.at_level(logging.WARNING, logger="glance_lite.store"):
+        stores = store.from_conf(conf)
+    assert stores.schemes == {"file", "filesystem"}
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "'http'" in warned and "'swift'" in warned and "'bogus'" in warned
+
+
+def test_a_default_store_that_is_not_enabled_is_a_config_error_naming_it(tmp_path):
+    conf = make_conf(
+        stores=["file", "http"], default_store="http", filesystem_store_datadir=str(tmp_path)
+    )
+    with pytest.raises(exceptions.ConfigError, match="default_store 'http'"):
+        store.from_conf(conf)
+
+
+def test_the_filesystem_alias_enables_the_file_store(tmp_path):
+    conf = make_conf(
+        stores=["filesystem"], default_store="filesystem", filesystem_store_datadir=str(tmp_path)
+    )
+    assert isinstance(store.from_conf(conf).default, FilesystemStore)
+
+
+def test_a_datadir_that_cannot_be_created_is_a_config_error_naming_it(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    conf = make_conf(filesystem_store_datadir=str(blocker / "images"))
+    with pytest.raises(exceptions.ConfigError, match=re.escape(str(blocker / "images"))):
+        store.from_conf(conf)
+
+
+def test_a_datadir_that_is_a_file_is_a_config_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(exceptions.ConfigError, match=re.escape(str(blocker))):
+        store.from_conf(make_conf(filesystem_store_datadir=str(blocker)))
+
+
+def test_the_file_permission_is_read_as_octal_digits(tmp_path):
+    datadir = tmp_path / "images"
+    datadir.mkdir(mode=0o700)
+    conf = make_conf(filesystem_store_datadir=str(datadir), filesystem_store_file_perm=640)
+    files = store.from_conf(conf).default
+    files.add(IMAGE_ID, iter([b"x"]), None)
+    assert stat.S_IMODE(os.stat(datadir / IMAGE_ID).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(datadir).st_mode) == 0o710  # group may now reach the files
+
+
+@pytest.mark.parametrize("perm", [648, 200])
+def test_a_file_permission_that_is_not_octal_or_unreadable_is_a_config_error(tmp_path, perm):
+    conf = make_conf(filesystem_store_datadir=str(tmp_path), filesystem_store_file_perm=perm)
+    with pytest.raises(exceptions.ConfigError, match="filesystem_store_file_perm"):
+        store.from_conf(conf)
+
+
+def test_from_conf_hands_the_offload_to_the_driver(tmp_path):
+    calls = []
+
+    def offload(fn, *args):
+        calls.append(fn)
+        return fn(*args)
+
+    stores = store.from_conf(make_conf(filesystem_store_datadir=str(tmp_path)), offload=offload)
+    stores.default.add(IMAGE_ID, iter([b"x"]), None)
+    assert os.fsync in calls
+
+
+def test_from_conf_registers_the_options_and_reads_them_from_the_files(tmp_path):
+    datadir = tmp_path / "images"
+    conf_file = tmp_path / "glance-api.conf"
+    conf_file.write_text(f"[glance_store]\nstores = file\nfilesystem_store_datadir = {datadir}\n")
+    conf = cfg.ConfigOpts()
+    conf(args=[], default_config_files=[str(conf_file)])
+    stores = store.from_conf(conf)
+    assert stores.default.add(IMAGE_ID, iter([b"x"]), None).location == (
+        f"file://{datadir}/{IMAGE_ID}"
+    )

@@ -1,0 +1,180 @@
+"""glance-manage: the real console script for db_sync/db_version/purge, main() for the rest."""
+
+import datetime
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from glance_lite.cmd import manage
+from glance_lite.db import api, migration, models, session
+from tests.conftest import wipe_schema
+from tests.helpers import make_context
+from tests.migrations.test_migrations import make_glance_database
+
+SCRIPT = Path(sys.executable).parent / "glance-manage"
+
+
+def write_config(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "glance-manage.conf"
+    path.write_text(f"[database]\nconnection = {url}\n")
+    return path
+
+
+def run_script(conf: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SCRIPT), "--config-file", str(conf), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def sqlite_conf(tmp_path) -> tuple[Path, str]:
+    url = f"sqlite:///{tmp_path}/glance.sqlite"
+    return write_config(tmp_path, url), url
+
+
+@pytest.fixture
+def in_process(monkeypatch, capsys):
+    """Call main() in this process (without touching pytest's logging set-up)."""
+    monkeypatch.setattr(manage.log, "setup", lambda conf, service: None)
+    monkeypatch.setattr(manage, "default_config_files", list)
+
+    def call(conf: Path, *args: str) -> tuple[int, str, str]:
+        try:
+            manage.main(["--config-file", str(conf), *args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+def test_sync_then_version_through_the_console_script(db_url, tmp_path):
+    engine = session.create_engine(db_url)
+    wipe_schema(engine)
+    conf = write_config(tmp_path, db_url)
+    first = run_script(conf, "db_sync")
+    assert (first.returncode, first.stdout) == (0, "Database is synced successfully.\n")
+    again = run_script(conf, "db", "sync")
+    assert again.stdout == "Database is up to date. No migrations needed.\n"
+    version = run_script(conf, "db_version")
+    assert (version.returncode, version.stdout) == (0, f"{migration.head()}\n")
+    assert "alembic_version" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_purge_through_the_console_script(sqlite_conf):
+    conf, url = sqlite_conf
+    db = api.Database.from_url(url)
+    migration.upgrade(db.engine)
+    image = db.image_create(make_context("alice"), {"properties": {"a": "b"}})
+    db.image_destroy(make_context("alice"), image["id"])
+    with db.engine.begin() as conn:
+        old = models.utcnow() - datetime.timedelta(days=40)
+        for table in (models.images, models.image_properties):
+            conn.execute(table.update().values(deleted_at=old))
+    done = run_script(conf, "db", "purge", "--age_in_days", "30", "--max_rows", "10")
+    assert done.returncode == 0, done.stderr
+    assert "Deleted 1 row(s) from table images" in done.stderr
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(models.images)).scalar() == 0
+    bad = run_script(conf, "db", "purge", "--age_in_days", "soon")
+    assert (bad.returncode, bad.stderr.strip()) == (1, "Invalid int value for age_in_days: soon")
+    db.dispose()
+
+
+def test_no_arguments_prints_the_usage_and_exits_2():
+    done = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stdout.splitlines() == [
+        "glance-manage category action [<args>]", "Available categories:", "\tdb"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--age_in_days", "-1"], "Must supply a non-negative value for age."),
+        (["--age_in_days", "100000"], "Maximal age is count of days since epoch."),
+        (["--max_rows", "0"], "Minimal rows limit is 1."),
+        (["--max_rows", "many"], "Invalid int value for max_rows: many"),
+    ],
+)
+def test_purge_validation(in_process, sqlite_conf, args, message):
+    code, _, err = in_process(sqlite_conf[0], "db", "purge", *args)
+    assert (code, err.strip()) == (1, message)
+
+
+def test_new_and_legacy_commands(in_process, sqlite_conf):
+    conf = sqlite_conf[0]
+    code, out, _ = in_process(conf, "db", "version")
+    assert code == 0 and 'run "glance-manage db sync"' in out
+    assert in_process(conf, "db_version_control")[1] == (
+        "Placed database under migration control at revision: 0001\n"
+    )
+    assert in_process(conf, "db", "upgrade")[1] == (
+        "Upgraded database, current revision(s): 0001\n"
+    )
+    assert in_process(conf, "db_upgrade", "0001")[1] == (
+        "Upgraded database to: 0001, current revision(s): 0001\n"
+    )
+    assert in_process(conf, "db", "version_control", "--version", "0001")[0] == 0
+
+
+def test_an_unknown_revision_is_an_error(in_process, sqlite_conf):
+    code, _, err = in_process(sqlite_conf[0], "db", "upgrade", "--version", "nope")
+    assert code == 1 and err.startswith("ERROR: Can't locate revision")
+
+
+def test_a_missing_config_file_is_an_error(in_process, tmp_path):
+    code, _, err = in_process(tmp_path / "absent.conf", "db", "version")
+    assert code == 1 and err.startswith("ERROR: Failed to find some config files")
+
+
+def test_an_unreachable_database_is_an_error(in_process, tmp_path):
+    conf = write_config(tmp_path, "postgresql://glance:pw-x@127.0.0.1:1/glance")
+    code, _, err = in_process(conf, "db", "version")
+    assert code == 1 and err.startswith("ERROR: Could not reach the image database")
+    assert "pw-x" not in err
+
+
+def test_sync_takes_over_a_glance_database(in_process, sqlite_conf):
+    conf, url = sqlite_conf
+    engine = session.create_engine(url)
+    make_glance_database(engine, "rocky_contract02")
+    code, out, _ = in_process(conf, "db", "sync")
+    assert code == 0
+    assert out.splitlines()[-1] == "Database is synced successfully."
+    assert "rocky_contract02" in out
+    assert migration.current_heads(engine) == (migration.head(),)
+
+
+def test_sync_names_missing_columns_and_changes_nothing(in_process, sqlite_conf):
+    conf, url = sqlite_conf
+    engine = session.create_engine(url)
+    make_glance_database(engine)
+    with session.writer(engine).begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE image_members DROP COLUMN status")
+    code, _, err = in_process(conf, "db_sync")
+    assert code == 1 and err.startswith("Failed to sync database: ERROR: ")
+    assert "image_members.status" in err
+    assert migration.VERSION_TABLE not in sa.inspect(engine).get_table_names()
+
+
+def test_sync_refuses_a_database_that_is_not_glance(in_process, sqlite_conf):
+    conf, url = sqlite_conf
+    engine = session.create_engine(url)
+    make_glance_database(engine, "some_other_app_rev")
+    code, _, err = in_process(conf, "db", "sync")
+    assert code == 1 and "not a Glance database from Queens or later" in err
+    assert migration.VERSION_TABLE not in sa.inspect(engine).get_table_names()
