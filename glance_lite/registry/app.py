@@ -10,13 +10,14 @@ from glance_lite.db.session import pool_options
 from glance_lite.registry.images import ImagesController
 from glance_lite.registry.members import MembersController
 from glance_lite.registry.router import make_router
+from glance_lite.registry.usage import UsageController
 
 
 def make_app(*, database: Database, api_limit_max: int, limit_param_default: int) -> wsgi.Router:
     images = ImagesController(
         database, api_limit_max=api_limit_max, limit_param_default=limit_param_default
     )
-    return make_router(images, MembersController(database))
+    return make_router(images, MembersController(database), UsageController(database))
 
 
 def app_factory(global_conf, **local_conf) -> wsgi.Router:

@@ -11,6 +11,7 @@ import webob.exc
 
 from glance_lite import context, exceptions, wsgi
 from glance_lite import image_meta as im
+from glance_lite.registry import headers
 
 # Fields a caller may not set through an update (the database ignores them as well).
 UPDATE_IGNORED = frozenset({"created_at", "updated_at", "deleted_at", "deleted"})
@@ -78,7 +79,7 @@ class ImagesController:
         if not ctx.is_admin:
             values.pop("owner", None)
         # Only this exact lowercase value purges, as in Glance ("True" merges).
-        purge = req.headers.get("X-Glance-Registry-Purge-Props", "false") == "true"
+        purge = req.headers.get(headers.PURGE_PROPS, "false") == "true"
         try:
             with explained("Failed to update image metadata. Got error: "):
                 image = self.db.image_update(

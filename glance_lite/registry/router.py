@@ -10,11 +10,14 @@ import routes
 from glance_lite import wsgi
 from glance_lite.registry.images import ImagesController
 from glance_lite.registry.members import MembersController
+from glance_lite.registry.usage import UsageController
 
 MEMBER_ALLOW = "PUT, DELETE"
 
 
-def make_router(images: ImagesController, members: MembersController) -> wsgi.Router:
+def make_router(
+    images: ImagesController, members: MembersController, usage: UsageController
+) -> wsgi.Router:
     mapper = routes.Mapper()
 
     def connect(path: str, methods: list[str] | None, controller, action: str) -> None:
@@ -44,4 +47,6 @@ def make_router(images: ImagesController, members: MembersController) -> wsgi.Ro
 
     # Any method lists the images shared with a member.
     connect("/shared-images/{member}", None, members, "index_shared_images")
+    # glance-lite's own: what an owner's images take, for glance-api's storage quota.
+    connect("/storage-usage/{owner}", ["GET"], usage, "show")
     return wsgi.Router(mapper)

@@ -11,8 +11,9 @@ import webob
 import webob.exc
 
 from glance_lite import config
+from glance_lite.registry import headers
 
-HEADER = "X-Glance-Registry-Secret"
+HEADER = headers.SECRET
 
 
 class SharedSecret:

@@ -1,0 +1,166 @@
+"""The one road to image metadata for glance-api and the tools: HTTP to glance-registry.
+
+It imports nothing from the registry's server side or the database. One pooled
+requests.Session per client; the registry's errors come back as the same domain
+exceptions (glance_lite.exceptions), carrying the registry's own explanation.
+"""
+
+import logging
+from collections.abc import Iterable
+from urllib.parse import quote
+
+import requests
+import requests.adapters
+
+from glance_lite import exceptions
+from glance_lite.context import RequestContext
+from glance_lite.registry import headers
+
+LOG = logging.getLogger(__name__)
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 600,
+        secret: str | None = None,
+        send_identity_headers: bool = False,
+        use_user_token: bool = True,
+        pool_size: int = 100,
+        session: requests.Session | None = None,
+        verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.secret = secret
+        self.send_identity_headers = send_identity_headers
+        self.use_user_token = use_user_token
+        self.session = session or pooled_session(pool_size)
+        self.session.verify = verify
+        self.session.cert = cert
+
+    # --- images --------------------------------------------------------------------
+
+    def get_images(
+        self, context: RequestContext, params: Iterable[tuple[str, str]], *, detail: bool
+    ) -> list[dict]:
+        path = "/images/detail" if detail else "/images"
+        return self._call(context, "GET", path, params=list(params)).json()["images"]
+
+    def get_image(self, context: RequestContext, image_id: str) -> dict:
+        return self._call(context, "GET", f"/images/{_segment(image_id)}").json()["image"]
+
+    def add_image(self, context: RequestContext, image_meta: dict) -> dict:
+        resp = self._call(context, "POST", "/images", json={"image": image_meta})
+        return resp.json()["image"]
+
+    def update_image(
+        self,
+        context: RequestContext,
+        image_id: str,
+        image_meta: dict,
+        *,
+        purge_props: bool = False,
+        from_state: str | None = None,
+    ) -> dict:
+        body: dict = {"image": image_meta}
+        if from_state is not None:
+            body["from_state"] = from_state
+        extra = {headers.PURGE_PROPS: "true"} if purge_props else None
+        resp = self._call(context, "PUT", f"/images/{_segment(image_id)}", json=body, extra=extra)
+        return resp.json()["image"]
+
+    def delete_image(self, context: RequestContext, image_id: str) -> dict:
+        return self._call(context, "DELETE", f"/images/{_segment(image_id)}").json()["image"]
+
+    def get_storage_usage(
+        self, context: RequestContext, owner: str, exclude_image_id: str | None = None
+    ) -> int:
+        params = {"exclude_image_id": exclude_image_id} if exclude_image_id else None
+        resp = self._call(context, "GET", f"/storage-usage/{_segment(owner)}", params=params)
+        return int(resp.json()["usage"])
+
+    # --- members -------------------------------------------------------------------
+
+    def get_image_members(self, context: RequestContext, image_id: str) -> list[dict]:
+        path = f"/images/{_segment(image_id)}/members"
+        return self._call(context, "GET", path).json()["members"]
+
+    def replace_members(
+        self, context: RequestContext, image_id: str, memberships: list[dict]
+    ) -> None:
+        path = f"/images/{_segment(image_id)}/members"
+        self._call(context, "PUT", path, json={"memberships": memberships})
+
+    def add_member(
+        self, context: RequestContext, image_id: str, member: str, can_share: bool | None
+    ) -> None:
+        path = f"/images/{_segment(image_id)}/members/{_segment(member)}"
+        body = None if can_share is None else {"member": {"can_share": can_share}}
+        self._call(context, "PUT", path, json=body)
+
+    def delete_member(self, context: RequestContext, image_id: str, member: str) -> None:
+        path = f"/images/{_segment(image_id)}/members/{_segment(member)}"
+        self._call(context, "DELETE", path)
+
+    def get_member_images(self, context: RequestContext, member: str) -> list[dict]:
+        path = f"/shared-images/{_segment(member)}"
+        return self._call(context, "GET", path).json()["shared_images"]
+
+    # --- the wire ------------------------------------------------------------------
+
+    def headers_for(self, context: RequestContext) -> dict[str, str]:
+        sent = {"X-Openstack-Request-ID": context.request_id}
+        if self.secret:
+            sent[headers.SECRET] = self.secret
+        if self.use_user_token and context.auth_token:
+            sent["X-Auth-Token"] = context.auth_token
+        if self.send_identity_headers:
+            sent["X-Identity-Status"] = "Confirmed"
+            sent["X-Roles"] = ",".join(context.roles)
+            if context.user_id:
+                sent["X-User-Id"] = context.user_id
+            if context.tenant_id:
+                sent["X-Tenant-Id"] = context.tenant_id
+        return sent
+
+    def _call(self, context: RequestContext, method: str, path: str, *, extra=None, **kw):
+        all_headers = self.headers_for(context)
+        if extra:
+            all_headers.update(extra)
+        url = self.base_url + path
+        try:
+            resp = self.session.request(
+                method, url, headers=all_headers, timeout=self.timeout, allow_redirects=False, **kw
+            )
+        except requests.RequestException as exc:
+            LOG.error("registry call %s %s failed: %s", method, path, exc)
+            raise exceptions.ServiceUnavailable(
+                f"The image registry is unavailable: {type(exc).__name__}"
+            ) from None
+        if resp.status_code >= 400 or 300 <= resp.status_code < 400:
+            raise registry_error(resp)
+        return resp
+
+
+def registry_error(resp: requests.Response) -> exceptions.GlanceLiteError:
+    """The domain error a registry response stands for, with the registry's own text."""
+    text = " ".join(resp.text.split())
+    if resp.status_code >= 500 and resp.status_code != 503:
+        LOG.error("registry answered %s: %s", resp.status_code, text)
+    return exceptions.from_status(resp.status_code, text)
+
+
+def pooled_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")

@@ -1,0 +1,116 @@
+"""The registry client against the real registry app, in-process (no socket)."""
+
+import socket
+
+import pytest
+
+from glance_lite import context, exceptions
+from glance_lite.registry.app import make_app
+from glance_lite.registry.client import RegistryClient
+from glance_lite.registry.secret import secured
+from tests.helpers import admin_context, make_context
+from tests.wsgi_transport import session_for
+
+URL = "http://registry.test"
+
+
+def trusted_registry(database, secret=None):
+    app = make_app(database=database, api_limit_max=1000, limit_param_default=25)
+    app = context.TrustedAuthContext(
+        app,
+        owner_is_tenant=True,
+        admin_role="admin",
+        allow_anonymous_access=False,
+        max_request_id_length=64,
+    )
+    return secured(app, secret)
+
+
+@pytest.fixture
+def client(sqlite_database):
+    app = trusted_registry(sqlite_database, secret="s3")
+    return RegistryClient(URL, secret="s3", send_identity_headers=True, session=session_for(app))
+
+
+ALICE = make_context("alice", auth_token="tok-a")
+BOB = make_context("bob")
+
+
+def test_create_show_update_and_delete_round_trip(client):
+    image = client.add_image(ALICE, {"name": "one", "status": "queued", "properties": {"a": "1"}})
+    assert image["owner"] == "alice"
+    assert client.get_image(ALICE, image["id"])["properties"] == {"a": "1"}
+
+    updated = client.update_image(ALICE, image["id"], {"properties": {"b": "2"}})
+    assert updated["properties"] == {"a": "1", "b": "2"}
+    purged = client.update_image(ALICE, image["id"], {"properties": {"c": "3"}}, purge_props=True)
+    assert purged["properties"] == {"c": "3"}
+
+    deleted = client.delete_image(ALICE, image["id"])
+    assert deleted["deleted"] is True
+    with pytest.raises(exceptions.NotFound):
+        client.get_image(ALICE, image["id"])
+
+
+def test_from_state_mismatch_is_a_conflict(client):
+    image = client.add_image(ALICE, {"name": "x", "status": "queued"})
+    with pytest.raises(exceptions.Conflict):
+        client.update_image(ALICE, image["id"], {"status": "active"}, from_state="saving")
+
+
+def test_registry_errors_keep_their_status_and_text(client):
+    with pytest.raises(exceptions.Invalid, match="limit param must be an integer"):
+        client.get_images(ALICE, [("limit", "x")], detail=False)
+    with pytest.raises(exceptions.NotFound):
+        client.get_image(BOB, client.add_image(ALICE, {"status": "queued"})["id"])
+
+
+def test_identity_headers_make_the_registry_see_the_tenant(client):
+    client.add_image(ALICE, {"name": "a", "status": "queued"})
+    client.add_image(BOB, {"name": "b", "status": "queued"})
+    assert [i["name"] for i in client.get_images(ALICE, [], detail=True)] == ["a"]
+    assert [i["name"] for i in client.get_images(BOB, [], detail=False)] == ["b"]
+
+
+def test_a_wrong_secret_is_refused(sqlite_database):
+    app = trusted_registry(sqlite_database, secret="s3")
+    client = RegistryClient(
+        URL, secret="nope", send_identity_headers=True, session=session_for(app)
+    )
+    with pytest.raises(exceptions.NotAuthenticated):
+        client.get_images(ALICE, [], detail=False)
+
+
+def test_members_and_shared_images(client):
+    image = client.add_image(ALICE, {"name": "s", "status": "queued"})
+    client.add_member(ALICE, image["id"], "bob", can_share=None)
+    client.add_member(ALICE, image["id"], "carol", can_share=True)
+    members = client.get_image_members(ALICE, image["id"])
+    assert [(m["member_id"], m["can_share"]) for m in members] == [("bob", False), ("carol", True)]
+    assert client.get_member_images(BOB, "bob") == [{"image_id": image["id"], "can_share": False}]
+    client.replace_members(ALICE, image["id"], [{"member_id": "dave", "can_share": False}])
+    assert [m["member_id"] for m in client.get_image_members(ALICE, image["id"])] == ["dave"]
+    client.delete_member(ALICE, image["id"], "dave")
+    with pytest.raises(exceptions.NotFound, match="Membership could not be found"):
+        client.delete_member(ALICE, image["id"], "dave")
+
+
+def test_storage_usage_counts_the_owners_sized_images(client):
+    admin = admin_context("ops")
+    one = client.add_image(ALICE, {"status": "active", "size": 100, "location": "file:///x/1"})
+    client.add_image(ALICE, {"status": "active", "size": 50, "location": "file:///x/2"})
+    client.add_image(BOB, {"status": "active", "size": 7, "location": "file:///x/3"})
+    assert client.get_storage_usage(ALICE, "alice") == 150
+    assert client.get_storage_usage(ALICE, "alice", exclude_image_id=one["id"]) == 50
+    assert client.get_storage_usage(admin, "bob") == 7
+    with pytest.raises(exceptions.Forbidden):
+        client.get_storage_usage(BOB, "alice")
+
+
+def test_unreachable_registry_is_service_unavailable():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = RegistryClient(f"http://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(exceptions.ServiceUnavailable, match="registry is unavailable"):
+        client.get_image(ALICE, "abc")
