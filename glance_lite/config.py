@@ -139,6 +139,127 @@ paste_deploy_opts = [
     ),
 ]
 
+api_bind_host_opt = cfg.HostAddressOpt(
+    "bind_host", default="0.0.0.0", help="Address glance-api listens on."
+)
+
+registry_client_opts = [
+    cfg.HostAddressOpt("registry_host", default="0.0.0.0", help="Address of glance-registry."),
+    cfg.PortOpt("registry_port", default=9191, help="Port of glance-registry."),
+    cfg.StrOpt(
+        "registry_client_protocol",
+        default="http",
+        choices=("http", "https"),
+        help="Protocol glance-api speaks to glance-registry.",
+    ),
+    cfg.StrOpt("registry_client_key_file", help="Client key for HTTPS to the registry."),
+    cfg.StrOpt("registry_client_cert_file", help="Client certificate for HTTPS."),
+    cfg.StrOpt("registry_client_ca_file", help="CA bundle that signed the registry's cert."),
+    cfg.BoolOpt(
+        "registry_client_insecure",
+        default=False,
+        help="Do not verify the registry's HTTPS certificate.",
+    ),
+    cfg.IntOpt(
+        "registry_client_timeout",
+        default=600,
+        min=0,
+        help="Seconds to wait for an answer from the registry; 0 waits forever.",
+    ),
+    cfg.BoolOpt(
+        "use_user_token",
+        default=True,
+        help="Forward the caller's X-Auth-Token to the registry.",
+    ),
+    cfg.BoolOpt(
+        "send_identity_headers",
+        default=False,
+        help="Forward the caller's identity (X-User-Id, X-Tenant-Id, X-Roles, "
+        "X-Identity-Status) to the registry, for a registry in the trusted-auth flavor.",
+    ),
+]
+
+image_opts = [
+    cfg.IntOpt(
+        "image_size_cap",
+        default=1099511627776,
+        min=1,
+        max=9223372036854775807,
+        help="Largest image, in bytes, that an upload may store.",
+    ),
+    cfg.StrOpt(
+        "user_storage_quota",
+        default="0",
+        help="Bytes an owner's images may take across all stores: a number with an "
+        "optional unit B, KB, MB, GB or TB (binary multiples). 0 means no limit.",
+    ),
+    cfg.IntOpt(
+        "image_property_quota",
+        default=128,
+        help="Custom properties an image may have; negative means no limit.",
+    ),
+    cfg.IntOpt(
+        "image_member_quota",
+        default=128,
+        help="Members an image may have; negative means no limit.",
+    ),
+    cfg.BoolOpt(
+        "delayed_delete",
+        default=False,
+        help="Deleting an image with data leaves it pending_delete, its data kept for "
+        "glance-scrubber, instead of removing the data at once.",
+    ),
+    cfg.StrOpt(
+        "public_endpoint",
+        help="Base URL in the versions document, for an api behind a proxy; unset uses "
+        "the request's host URL.",
+    ),
+    cfg.BoolOpt("enable_v1_api", default=True, help="Serve the v1 API under /v1."),
+    cfg.BoolOpt(
+        "enable_v2_api",
+        default=True,
+        help="Accepted for compatibility; glance-lite has no v2 API and never serves it.",
+    ),
+    cfg.StrOpt(
+        "property_protection_file",
+        help="Rules file that protects custom properties by role or policy; unset turns "
+        "property protection off.",
+    ),
+    cfg.StrOpt(
+        "property_protection_rule_format",
+        default="roles",
+        choices=("roles", "policies"),
+        help="How property_protection_file names who may act: roles or policy rules.",
+    ),
+    cfg.IntOpt(
+        "upload_discard_limit",
+        default=16 * 1024 * 1024,
+        min=0,
+        help="After refusing an upload part-way (413, 400), read at most this many more "
+        "bytes of the body, so that a client still sending sees the answer, then close "
+        "the connection instead of reading the rest.",
+    ),
+    cfg.IntOpt(
+        "upload_chunk_size",
+        default=256 * 1024,
+        min=4096,
+        help="Bytes read from an upload's body at a time.",
+    ),
+]
+
+image_format_opts = [
+    cfg.ListOpt(
+        "disk_formats",
+        default=["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"],
+        help="Disk formats an image may have.",
+    ),
+    cfg.ListOpt(
+        "container_formats",
+        default=["ami", "ari", "aki", "bare", "ovf", "ova", "docker"],
+        help="Container formats an image may have.",
+    ),
+]
+
 manage_opts = [
     cfg.StrOpt(
         "migrations_dir",
@@ -156,6 +277,48 @@ def register_registry_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts([registry_bind_host_opt, registry_secret_opt])
     conf.register_opts(database_opts, group="database")
     conf.register_opts(paste_deploy_opts, group="paste_deploy")
+
+
+def register_api_opts(conf: cfg.ConfigOpts) -> None:
+    from glance_lite import store
+    from glance_lite.api import policy
+
+    conf.register_opts(logging_opts)
+    conf.register_cli_opts(
+        [cfg.StrOpt("port-file", dest="port_file", help="Write the bound port here.")]
+    )
+    conf.register_opts(server_opts + context_opts + paging_opts)
+    conf.register_opts([api_bind_host_opt, registry_secret_opt])
+    conf.register_opts(registry_client_opts + image_opts)
+    conf.register_opts(image_format_opts, group="image_format")
+    conf.register_opts(paste_deploy_opts, group="paste_deploy")
+    for group, options in store.list_opts() + policy.list_opts():
+        conf.register_opts(options, group=group)
+
+
+def list_api_opts():
+    from glance_lite import store
+    from glance_lite.api import policy
+
+    return [
+        (
+            "DEFAULT",
+            [
+                api_bind_host_opt,
+                *server_opts,
+                *context_opts,
+                *paging_opts,
+                *registry_client_opts,
+                registry_secret_opt,
+                *image_opts,
+                *logging_opts,
+            ],
+        ),
+        ("image_format", image_format_opts),
+        ("paste_deploy", paste_deploy_opts),
+        *store.list_opts(),
+        *policy.list_opts(),
+    ]
 
 
 def register_manage_opts(conf: cfg.ConfigOpts) -> None:
@@ -202,11 +365,19 @@ def load(
 
 
 _current: cfg.ConfigOpts | None = None
+_offload = None
 
 
-def set(conf: cfg.ConfigOpts) -> None:
-    global _current
+def set(conf: cfg.ConfigOpts, *, offload=None) -> None:
+    """Publish the service's configuration, and how it runs blocking work (a callable
+    `offload(fn, *args)`; the server passes a thread pool, tests leave it direct)."""
+    global _current, _offload
     _current = conf
+    _offload = offload
+
+
+def offload():
+    return _offload
 
 
 def get() -> cfg.ConfigOpts:

@@ -87,6 +87,76 @@ def report_port(sock: socket.socket, opts: ServerOptions, service: str) -> None:
         os.replace(tmp, opts.port_file)
 
 
+# Header families whose underscore spellings (python-glanceclient's
+# x-image-meta-disk_format) are recovered from eventlet's raw header list.
+RECOVERED_PREFIXES = ("x-image-meta-", "x-glance-")
+HEADER_CONFLICT = "glance_lite.header_conflict"
+
+
+def thread_offload(fn, *args):
+    """Run blocking work (fsync, big writes) in eventlet's thread pool."""
+    from eventlet import tpool
+
+    return tpool.execute(fn, *args)
+
+
+def recover_underscore_headers(environ) -> None:
+    """Put x-image-meta-* / x-glance-* headers spelled with `_` back into the environ.
+
+    eventlet drops every header whose name holds an underscore (a defence against header
+    smuggling) but keeps the raw list in environ["headers_raw"]. For the two families
+    above, `_` and `-` mean the same; both spellings of one name with different values
+    mark the request for a 400. Every other underscore header stays dropped.
+    """
+    raw = environ.get("headers_raw") or ()
+    for name, value in raw:
+        if "_" not in name or not name.lower().startswith(RECOVERED_PREFIXES):
+            continue
+        key = "HTTP_" + name.upper().replace("-", "_")
+        present = environ.get(key)
+        if present is None:
+            environ[key] = value
+        elif present != value:
+            environ[HEADER_CONFLICT] = (
+                f"Conflicting values for header {name.lower().replace('_', '-')}: "
+                f"it was sent more than once, with '-' and '_' spellings"
+            )
+
+
+def reject_header_conflicts(app):
+    """Answer 400 for a request recover_underscore_headers() marked, before any filter."""
+    import webob.exc
+
+    def guarded(environ, start_response):
+        problem = environ.get(HEADER_CONFLICT)
+        if problem:
+            return webob.exc.HTTPBadRequest(explanation=problem)(environ, start_response)
+        return app(environ, start_response)
+
+    return guarded
+
+
+def protocol_class():
+    import eventlet.wsgi
+
+    from glance_lite import wsgi
+
+    class Protocol(eventlet.wsgi.HttpProtocol):
+        """eventlet's protocol, plus the header recovery and a way for the app to say
+        "close this connection after the response" instead of draining the body."""
+
+        def get_environ(self, *args, **kwargs):
+            environ = super().get_environ(*args, **kwargs)
+            recover_underscore_headers(environ)
+            environ[wsgi.CLOSE_CONNECTION_HOOK] = self._close_after_response
+            return environ
+
+        def _close_after_response(self):
+            self.close_connection = 1
+
+    return Protocol
+
+
 def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | None = None) -> None:
     """Serve `app` on `sock` in this process until SIGTERM/SIGINT (or SIGHUP when no
     `on_hup` is given), then drain."""
@@ -97,7 +167,8 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
     server = eventlet.spawn(
         eventlet.wsgi.server,
         sock,
-        app,
+        reject_header_conflicts(app),
+        protocol=protocol_class(),
         custom_pool=eventlet.GreenPool(POOL_SIZE),
         log=logging.getLogger("eventlet.wsgi.server"),
         keepalive=opts.keepalive,

@@ -17,6 +17,10 @@ LOG = logging.getLogger(__name__)
 # Methods answered with 404 on an unknown path; any other method gets 501 there.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
 
+# environ key of a callable the server module provides: "close the connection after this
+# response instead of reading the rest of the request body" (absent under other servers).
+CLOSE_CONNECTION_HOOK = "glance_lite.close_connection"
+
 DECODE_ERROR = (
     "Error decoding your request. Either the URL or the request body contained "
     "characters that could not be decoded by Glance"

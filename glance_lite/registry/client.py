@@ -83,6 +83,13 @@ class RegistryClient:
         resp = self._call(context, "GET", f"/storage-usage/{_segment(owner)}", params=params)
         return int(resp.json()["usage"])
 
+    def mark_location(
+        self, context: RequestContext, image_id: str, location_id: int, status: str
+    ) -> None:
+        """Mark one location deleted, with status `deleted` or `pending_delete`."""
+        path = f"/images/{_segment(image_id)}/locations/{int(location_id)}"
+        self._call(context, "DELETE", path, params={"status": status})
+
     # --- members -------------------------------------------------------------------
 
     def get_image_members(self, context: RequestContext, image_id: str) -> list[dict]:

@@ -1,6 +1,8 @@
-"""`GET /storage-usage/{owner}`: the bytes an owner's images take, for glance-api's
-user_storage_quota (lifecycle.md §3). Not a Glance route: Glance's api read the database
-directly for this, and ours never touches it (docs/differences.md).
+"""Routes of glance-lite's own, for callers Glance let touch the database directly
+(docs/differences.md): `GET /storage-usage/{owner}`, the bytes an owner's images take,
+for glance-api's user_storage_quota (lifecycle.md §3); `DELETE
+/images/{id}/locations/{location_id}?status=...`, marking one location deleted or
+pending_delete, for delayed delete and the scrubber.
 """
 
 import webob
@@ -19,3 +21,20 @@ class UsageController:
         exclude = req.GET.get("exclude_image_id") or None
         usage = self.db.user_get_storage_usage(ctx, owner, exclude)
         return wsgi.json_response({"owner": owner, "usage": usage})
+
+    def delete_location(
+        self, req: webob.Request, image_id: str, location_id: str
+    ) -> webob.Response:
+        ctx = context.from_environ(req.environ)
+        if ctx.read_only:
+            raise exceptions.Forbidden("Read-only access")
+        try:
+            loc = int(location_id)
+        except ValueError:
+            raise exceptions.NotFound(f"No location {location_id} on image {image_id}") from None
+        image = self.db.image_get(ctx, image_id, force_show_deleted=True)
+        if not ctx.is_admin and (image["owner"] is None or image["owner"] != ctx.owner):
+            raise exceptions.Forbidden("Only an admin or the owner may change locations.")
+        status = req.GET.get("status", "deleted")
+        self.db.image_location_delete(ctx, image_id, loc, status)
+        return webob.Response(status=204)

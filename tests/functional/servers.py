@@ -122,3 +122,82 @@ def registry_conf(workdir: Path, db_url: str | None = None, **defaults) -> Path:
             "paste_deploy": {"config_file": ROOT / "etc" / "glance-registry-paste.ini"},
         },
     )
+
+
+def api_conf(workdir: Path, registry_port: int, **defaults) -> Path:
+    """A glance-api config talking to the registry on `registry_port`.
+
+    Keyword arguments go to [DEFAULT]; `flavor`, `store_datadir` and `policy_file` are
+    taken out and put into their own sections.
+    """
+    flavor = defaults.pop("flavor", None)
+    datadir = defaults.pop("store_datadir", workdir / "images")
+    policy_file = defaults.pop("policy_file", None)
+    options = {
+        "bind_host": "127.0.0.1",
+        "bind_port": 0,
+        "workers": 0,
+        "registry_host": "127.0.0.1",
+        "registry_port": registry_port,
+    }
+    options.update(defaults)
+    return write_conf(
+        workdir / "glance-api.conf",
+        {
+            "DEFAULT": options,
+            "glance_store": {"filesystem_store_datadir": datadir},
+            "paste_deploy": {
+                "config_file": ROOT / "etc" / "glance-api-paste.ini",
+                "flavor": flavor,
+            },
+            "oslo_policy": {"policy_file": policy_file},
+        },
+    )
+
+
+class Deployment:
+    """A real glance-registry and glance-api pair on free ports, in `workdir`.
+
+    `registry_options` / `api_options` go into each service's [DEFAULT] (plus `flavor`,
+    and for the api `store_datadir` and `policy_file`, as in api_conf()).
+    """
+
+    def __init__(self, workdir: Path, *, registry_options=None, api_options=None):
+        self.workdir = workdir
+        self.registry_options = dict(registry_options or {})
+        self.api_options = dict(api_options or {})
+        self.registry: ServerProcess | None = None
+        self.api: ServerProcess | None = None
+
+    def start(self) -> "Deployment":
+        reg_dir = self.workdir / "registry"
+        api_dir = self.workdir / "api"
+        reg_dir.mkdir(parents=True, exist_ok=True)
+        api_dir.mkdir(parents=True, exist_ok=True)
+        reg_options = dict(self.registry_options)
+        reg_flavor = reg_options.pop("flavor", None)
+        reg_conf = registry_conf(reg_dir, reg_options.pop("db_url", None), **reg_options)
+        if reg_flavor:
+            reg_conf.write_text(
+                reg_conf.read_text().replace(
+                    "[paste_deploy]", f"[paste_deploy]\nflavor = {reg_flavor}"
+                )
+            )
+        db_sync(reg_conf)
+        self.registry = ServerProcess("glance-registry", reg_conf, reg_dir).start()
+        conf = api_conf(api_dir, self.registry.port, **self.api_options)
+        self.api = ServerProcess("glance-api", conf, api_dir).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    @property
+    def datadir(self) -> Path:
+        return Path(self.api_options.get("store_datadir", self.workdir / "api" / "images"))
+
+    def stop(self) -> None:
+        for server in (self.api, self.registry):
+            if server is not None:
+                server.stop()

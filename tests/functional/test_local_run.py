@@ -30,8 +30,12 @@ def local(command, env):
 
 def test_local_deployment_starts_twice_safely_answers_and_stops(tmp_path):
     port = free_port()
+    api_port = free_port()
     env = dict(
-        os.environ, GLANCE_LITE_STATE=str(tmp_path / "state"), GLANCE_REGISTRY_PORT=str(port)
+        os.environ,
+        GLANCE_LITE_STATE=str(tmp_path / "state"),
+        GLANCE_REGISTRY_PORT=str(port),
+        GLANCE_API_PORT=str(api_port),
     )
     try:
         first = local("start", env)
@@ -43,6 +47,23 @@ def test_local_deployment_starts_twice_safely_answers_and_stops(tmp_path):
         resp = requests.get(url, headers={"X-Glance-Registry-Secret": secret}, timeout=5)
         assert resp.status_code == 200
 
+        api = f"http://127.0.0.1:{api_port}/v1/images"
+        created = requests.post(
+            api,
+            data=b"hello",
+            headers={
+                "Content-Type": "application/octet-stream",
+                "x-image-meta-name": "demo",
+                "x-image-meta-disk_format": "raw",
+                "x-image-meta-container_format": "bare",
+            },
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        image_id = created.json()["image"]["id"]
+        assert requests.get(f"{api}/{image_id}", timeout=5).content == b"hello"
+        assert (tmp_path / "state" / "images" / image_id).read_bytes() == b"hello"
+
         second = local("start", env)
         assert second.returncode == 0, second.stderr
         assert "already running" in second.stdout
@@ -50,6 +71,7 @@ def test_local_deployment_starts_twice_safely_answers_and_stops(tmp_path):
         stopped = local("stop", env)
     assert stopped.returncode == 0
     assert "stopped glance-registry" in stopped.stdout
+    assert "stopped glance-api" in stopped.stdout
     with pytest.raises(requests.ConnectionError):
         requests.get(url, timeout=2)
 

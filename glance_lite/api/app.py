@@ -1,0 +1,161 @@
+"""glance-api's paste factories: the root URL map and the v1 application.
+
+`v1_app_factory` reads the configuration once and builds plain objects: the registry
+client, the stores, the policy enforcer and property protections, and the stack of
+repository layers every request gets (outermost first: policy, protections, quotas).
+"""
+
+from collections.abc import Callable
+
+import webob
+import webob.exc
+
+from glance_lite import config, exceptions, store
+from glance_lite.api import bodies, layers, policy
+from glance_lite.api.images import ImagesController
+from glance_lite.api.members import MembersController
+from glance_lite.api.protections import PropertyProtections
+from glance_lite.api.repository import ImageRepository
+from glance_lite.api.router import make_router
+from glance_lite.context import RequestContext
+from glance_lite.registry.client import RegistryClient
+
+
+class URLMap:
+    """Sends a request to the app mounted at the longest matching path prefix.
+
+    A request for a prefix without its trailing slash (`/v1`) is redirected to it
+    (`/v1/`), as paste's urlmap does.
+    """
+
+    def __init__(self, apps: dict[str, Callable]):
+        self.apps = sorted(apps.items(), key=lambda item: len(item[0]), reverse=True)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        for prefix, app in self.apps:
+            prefix = prefix.rstrip("/")
+            if not prefix:
+                return app(environ, start_response)
+            if path == prefix:
+                req = webob.Request(environ)
+                location = req.host_url + req.script_name + prefix + "/"
+                return webob.exc.HTTPFound(location=location)(environ, start_response)
+            if path.startswith(prefix + "/"):
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+                environ["PATH_INFO"] = path[len(prefix) :]
+                return app(environ, start_response)
+        return webob.exc.HTTPNotFound()(environ, start_response)
+
+
+def root_app_factory(loader, global_conf, **local_conf):
+    """`[composite:rootapp]`: `/` the versions app, `/v1` the v1 API (if enabled)."""
+    enabled = config.get().enable_v1_api
+    apps = {
+        path: loader.get_app(name, global_conf=global_conf)
+        for path, name in local_conf.items()
+        if path.startswith("/") and (path.rstrip("/") != "/v1" or enabled)
+    }
+    return URLMap(apps)
+
+
+def v1_app_factory(global_conf, **local_conf):
+    conf = config.get()
+    offload = config.offload()
+    stores = store.from_conf(conf, offload=offload)
+    enforcer = policy.from_conf(conf)
+    protections = None
+    if conf.property_protection_file:
+        path = conf.find_file(conf.property_protection_file)
+        if path is None:
+            raise exceptions.ConfigError(
+                f"property_protection_file {conf.property_protection_file} not found"
+            )
+        protections = PropertyProtections.from_file(
+            path, conf.property_protection_rule_format, enforcer
+        )
+    make_repo = repository_factory(
+        registry=registry_client(conf),
+        stores=stores,
+        enforcer=enforcer,
+        protections=protections,
+        delayed_delete=conf.delayed_delete,
+        property_quota=conf.image_property_quota,
+        member_quota=conf.image_member_quota,
+        size_cap=conf.image_size_cap,
+        storage_quota=layers.parse_storage_quota(conf.user_storage_quota),
+    )
+    images = ImagesController(
+        make_repo,
+        disk_formats=tuple(conf.image_format.disk_formats),
+        container_formats=tuple(conf.image_format.container_formats),
+        store_schemes=stores.schemes,
+        size_cap=conf.image_size_cap,
+        reader=bodies.BodyReader(
+            chunk_size=conf.upload_chunk_size, discard_limit=conf.upload_discard_limit
+        ),
+    )
+    return make_router(images, MembersController(make_repo))
+
+
+def registry_client(conf) -> RegistryClient:
+    host = conf.registry_host
+    if host in ("0.0.0.0", "::"):  # Glance's default means "this machine"
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    https = conf.registry_client_protocol == "https"
+    verify: bool | str = True
+    if https:
+        verify = (not conf.registry_client_insecure) and (conf.registry_client_ca_file or True)
+    cert = None
+    if https and conf.registry_client_cert_file and conf.registry_client_key_file:
+        cert = (conf.registry_client_cert_file, conf.registry_client_key_file)
+    return RegistryClient(
+        f"{conf.registry_client_protocol}://{host}:{conf.registry_port}",
+        timeout=conf.registry_client_timeout or None,
+        secret=conf.registry_shared_secret,
+        send_identity_headers=conf.send_identity_headers,
+        use_user_token=conf.use_user_token,
+        verify=verify,
+        cert=cert,
+    )
+
+
+def repository_factory(
+    *,
+    registry: RegistryClient,
+    stores,
+    enforcer: policy.Enforcer,
+    protections: PropertyProtections | None,
+    delayed_delete: bool,
+    property_quota: int,
+    member_quota: int,
+    size_cap: int,
+    storage_quota: int,
+) -> Callable[[RequestContext], object]:
+    """The per-request repository: the registry and stores, wrapped in its layers."""
+
+    def layer_stack(ctx: RequestContext) -> list[Callable]:
+        stack: list[Callable] = [lambda inner: layers.PolicyLayer(inner, enforcer, ctx)]
+        if protections is not None:
+            stack.append(lambda inner: layers.ProtectionLayer(inner, protections, ctx))
+        stack.append(
+            lambda inner: layers.QuotaLayer(
+                inner,
+                ctx,
+                property_quota=property_quota,
+                member_quota=member_quota,
+                size_cap=size_cap,
+                storage_quota=storage_quota,
+            )
+        )
+        return stack
+
+    def make_repo(ctx: RequestContext):
+        repo = ImageRepository(ctx, registry, stores, delayed_delete=delayed_delete)
+        for wrap in reversed(layer_stack(ctx)):
+            repo = wrap(repo)
+        return repo
+
+    return make_repo

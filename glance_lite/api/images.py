@@ -1,0 +1,204 @@
+"""The /v1/images resource: list, show (HEAD/GET), create, update, delete.
+
+Controllers orchestrate: serializers.py parses and renders headers, the repository
+(with its layers) does the work, bodies.py reads image data from the request.
+"""
+
+import webob
+
+from glance_lite import exceptions, wsgi
+from glance_lite.api import bodies, serializers
+from glance_lite.context import RequestContext, from_environ
+
+# Headers naming a data source other than the body; served once the stores work lands.
+EXTERNAL_SOURCES = ("location", "copy_from")
+# Fields of the parsed metadata that steer the request rather than describe the image.
+NOT_STORED = ("location", "copy_from", "store", "uri")
+
+
+class ImagesController:
+    def __init__(
+        self,
+        make_repo,
+        *,
+        disk_formats: tuple[str, ...],
+        container_formats: tuple[str, ...],
+        store_schemes: frozenset[str],
+        size_cap: int,
+        reader: bodies.BodyReader,
+    ):
+        self.make_repo = make_repo
+        self.disk_formats = disk_formats
+        self.container_formats = container_formats
+        self.store_schemes = store_schemes
+        self.size_cap = size_cap
+        self.reader = reader
+
+    def _repo(self, req: webob.Request):
+        return self.make_repo(from_environ(req.environ))
+
+    # --- reading ------------------------------------------------------------------
+
+    def index(self, req: webob.Request) -> webob.Response:
+        images = self._repo(req).list(self._list_params(req), detail=False)
+        return wsgi.json_response({"images": images})
+
+    def detail(self, req: webob.Request) -> webob.Response:
+        images = self._repo(req).list(self._list_params(req), detail=True)
+        return wsgi.json_response({"images": [serializers.image_to_json(i) for i in images]})
+
+    @staticmethod
+    def _list_params(req: webob.Request) -> list[tuple[str, str]]:
+        return list(serializers.parse_list_params(req.GET).items())
+
+    def meta(self, req: webob.Request, image_id: str) -> webob.Response:
+        image = self._repo(req).get(image_id)
+        return webob.Response(headerlist=_with_html(serializers.image_meta_to_headers(image)))
+
+    def show(self, req: webob.Request, image_id: str) -> webob.Response:
+        repo = self._repo(req)
+        image = repo.get(image_id)
+        if image["status"] == "deactivated":
+            repo.check_download(None)
+            raise exceptions.Forbidden(f"Image {image_id} is deactivated")
+        if image["status"] != "active":
+            repo.check_download(None)
+            raise exceptions.NotFound(f"Image {image_id} is not active")
+        chunks, size = repo.download(image)
+        resp = webob.Response(
+            headerlist=serializers.image_meta_to_headers(image),
+            content_type="application/octet-stream",
+            charset=None,
+        )
+        resp.app_iter = chunks
+        resp.content_length = size
+        return resp
+
+    # --- writing ------------------------------------------------------------------
+
+    def create(self, req: webob.Request) -> webob.Response:
+        with self.reader.abandoning_body_on_error(req):
+            meta = self._parse(req)
+            repo = self._repo(req)
+            body = serializers.has_body(req.method, req.headers)
+            self._check_sources(meta)
+            if body:
+                repo.check_upload()
+            store = self._store(meta)
+            record = {k: v for k, v in meta.items() if k not in NOT_STORED}
+            record["status"] = "active" if meta.get("size") == 0 else "queued"
+            image = repo.create(record)
+            if body:
+                image = self._upload(req, repo, image, store)
+        headers = {"Location": f"{req.application_url}/images/{image['id']}"}
+        if image.get("checksum"):
+            headers["ETag"] = image["checksum"]
+        body_json = {"image": serializers.image_to_json(image)}
+        return wsgi.json_response(body_json, status=201, headers=headers)
+
+    def update(self, req: webob.Request, image_id: str) -> webob.Response:
+        with self.reader.abandoning_body_on_error(req):
+            meta = self._parse(req)
+            repo = self._repo(req)
+            body = serializers.has_body(req.method, req.headers)
+            if body:
+                repo.check_upload()
+            image = repo.get(image_id)
+            check_update_allowed(from_environ(req.environ), image, meta)
+            if body and image["status"] != "queued":
+                raise exceptions.Conflict("Cannot upload to an unqueued image")
+            self._check_sources(meta)
+            store = self._store(meta)
+            changes = {k: v for k, v in meta.items() if k not in NOT_STORED}
+            if not changes["properties"] and not _purging(req, body):
+                del changes["properties"]
+            image = repo.update(image, changes, purge_props=_purging(req, body))
+            if body:
+                image = self._upload(req, repo, image, store)
+        headers = {"ETag": image["checksum"]} if image.get("checksum") else None
+        return wsgi.json_response({"image": serializers.image_to_json(image)}, headers=headers)
+
+    def delete(self, req: webob.Request, image_id: str) -> webob.Response:
+        repo = self._repo(req)
+        if from_environ(req.environ).read_only:
+            raise exceptions.Forbidden("Read-only access")
+        image = repo.get(image_id)
+        if image.get("protected"):
+            raise exceptions.Forbidden("Image is protected")
+        if image["status"] == "pending_delete":
+            raise exceptions.Forbidden("Forbidden to delete a pending_delete image.")
+        if image["status"] == "deleted":
+            raise exceptions.NotFound(f"Image {image_id} not found.")
+        repo.delete(image)
+        return webob.Response(headerlist=_with_html([]))
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _parse(self, req: webob.Request) -> dict:
+        meta = serializers.parse_image_meta(
+            req.headers, disk_formats=self.disk_formats, container_formats=self.container_formats
+        )
+        declared = serializers.declared_size(req.headers, meta)
+        if declared is not None and declared > self.size_cap:
+            raise exceptions.Invalid(
+                f"Denying attempt to upload image larger than {self.size_cap} bytes."
+            )
+        return meta
+
+    @staticmethod
+    def _check_sources(meta: dict) -> None:
+        for key in EXTERNAL_SOURCES:
+            if key in meta:
+                if not meta[key]:
+                    raise exceptions.Invalid("External source should not be empty")
+                raise exceptions.Invalid(f"External sources are not supported: '{meta[key]}'")
+
+    def _store(self, meta: dict) -> str | None:
+        scheme = meta.get("store")
+        if scheme is not None and scheme not in self.store_schemes:
+            raise exceptions.Invalid(f"Required store {scheme} is invalid")
+        return scheme
+
+    def _upload(self, req: webob.Request, repo, image: dict, store: str | None) -> dict:
+        if not image.get("disk_format"):
+            raise exceptions.Invalid("Disk format is not specified.")
+        if not image.get("container_format"):
+            raise exceptions.Invalid("Container format is not specified.")
+        if req.headers.get("Content-Type") != "application/octet-stream":
+            err = exceptions.Invalid("Content-Type must be application/octet-stream")
+            repo.kill(image["id"], reason=err)
+            raise err
+        return repo.upload(
+            image,
+            self.reader.chunks(req),
+            declared_size=image.get("size") or None,
+            declared_checksum=image.get("checksum"),
+            store_scheme=store,
+        )
+
+
+def check_update_allowed(ctx: RequestContext, image: dict, meta: dict) -> None:
+    """What no update may change (api-v1.md §4.6 steps 2-4)."""
+    status = image["status"]
+    if status == "deleted" or image.get("deleted"):
+        raise exceptions.Forbidden("Forbidden to update deleted image.")
+    if not ctx.is_admin and status in ("active", "deactivated"):
+        for key in ("size", "checksum"):
+            if key in meta and meta[key] != image.get(key):
+                raise exceptions.Forbidden(f"Forbidden to modify '{key}' of {status} image.")
+    for key in ("status", "id"):
+        if key in meta and meta[key] != image.get(key):
+            raise exceptions.Forbidden(f"Forbidden to modify '{key}' of image.")
+
+
+def _purging(req: webob.Request, body: bool) -> bool:
+    """A PUT replaces the property set unless it uploads data or says purge-props false."""
+    if body:
+        return False
+    value = req.headers.get("X-Glance-Registry-Purge-Props")
+    return value is None or value.strip().lower() in ("1", "t", "true", "on", "y", "yes")
+
+
+def _with_html(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    # HEAD and DELETE answer with an empty text/html body, as Glance (eventlet) does.
+    return [*headers, ("Content-Type", "text/html; charset=UTF-8"), ("Content-Length", "0")]

@@ -1,0 +1,251 @@
+"""The layers around an ImageRepository: policy, property protections, quotas.
+
+Each is a `Layer` (repository.py) that overrides only the calls it cares about. app.py
+stacks them, outermost first: policy, protections, quotas, then the repository.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from glance_lite import exceptions
+from glance_lite.api.policy import Enforcer, image_target
+from glance_lite.api.protections import PropertyProtections
+from glance_lite.api.repository import Layer
+from glance_lite.context import RequestContext
+
+
+class PolicyLayer(Layer):
+    """The policy actions v1 consults (api-v1.md §6), and read-only contexts."""
+
+    def __init__(self, inner, enforcer: Enforcer, context: RequestContext):
+        super().__init__(inner)
+        self.enforcer = enforcer
+        self.context = context
+
+    def _enforce(self, action: str, target: dict | None = None) -> None:
+        self.enforcer.enforce(self.context, action, target or {})
+
+    def _writable(self) -> None:
+        if self.context.read_only:
+            raise exceptions.Forbidden("Read-only access")
+
+    def list(self, params, *, detail: bool):
+        self._enforce("get_images")
+        return self.inner.list(params, detail=detail)
+
+    def get(self, image_id: str) -> dict:
+        self._enforce("get_image")
+        return self.inner.get(image_id)
+
+    def create(self, image_meta: dict) -> dict:
+        self._writable()
+        self._enforce("add_image")
+        if image_meta.get("is_public"):
+            self._enforce("publicize_image")
+        return self.inner.create(image_meta)
+
+    def update(self, image: dict, changes: dict, **kw) -> dict:
+        self._writable()
+        self._enforce("modify_image")
+        if changes.get("is_public"):
+            self._enforce("publicize_image")
+        return self.inner.update(image, changes, **kw)
+
+    def delete(self, image: dict) -> None:
+        self._writable()
+        self._enforce("delete_image")
+        self.inner.delete(image)
+
+    def members(self, image_id: str) -> list[dict]:
+        self._enforce("get_members")
+        return self.inner.members(image_id)
+
+    def replace_members(self, image_id: str, memberships: list[dict]) -> None:
+        self._writable()
+        self._enforce("modify_member")
+        self.inner.replace_members(image_id, memberships)
+
+    def set_member(self, image_id: str, member: str, can_share) -> None:
+        self._writable()
+        self._enforce("modify_member")
+        self.inner.set_member(image_id, member, can_share)
+
+    def delete_member(self, image_id: str, member: str) -> None:
+        self._writable()
+        self._enforce("delete_member")
+        self.inner.delete_member(image_id, member)
+
+    def check_download(self, image: dict | None) -> None:
+        self._enforce("download_image", image_target(image) if image else {})
+        self.inner.check_download(image)
+
+    def download(self, image: dict):
+        self.check_download(image)
+        return self.inner.download(image)
+
+    def check_upload(self) -> None:
+        self._writable()
+        self._enforce("upload_image")
+        self.inner.check_upload()
+
+    def upload(self, image: dict, chunks, **kw) -> dict:
+        self.check_upload()
+        return self.inner.upload(image, chunks, **kw)
+
+
+class ProtectionLayer(Layer):
+    """Property protections: who may create, read, update and delete which property."""
+
+    def __init__(self, inner, protections: PropertyProtections, context: RequestContext):
+        super().__init__(inner)
+        self.protections = protections
+        self.context = context
+
+    def _readable(self, image: dict) -> dict:
+        if image.get("properties"):
+            props = self.protections.filter_readable(image["properties"], self.context)
+            image = {**image, "properties": props}
+        return image
+
+    def list(self, params, *, detail: bool):
+        return [self._readable(i) for i in self.inner.list(params, detail=detail)]
+
+    def get(self, image_id: str) -> dict:
+        return self._readable(self.inner.get(image_id))
+
+    def create(self, image_meta: dict) -> dict:
+        self.protections.check_create(image_meta.get("properties") or {}, self.context)
+        return self._readable(self.inner.create(image_meta))
+
+    def update(self, image: dict, changes: dict, *, purge_props: bool = False, **kw) -> dict:
+        if "properties" in changes:
+            current = image.get("properties") or {}
+            requested = changes["properties"]
+            changes = {
+                **changes,
+                "properties": self.protections.check_update(
+                    current, requested, purge_props, self.context
+                ),
+            }
+        return self._readable(self.inner.update(image, changes, purge_props=purge_props, **kw))
+
+    def upload(self, image: dict, chunks, **kw) -> dict:
+        return self._readable(self.inner.upload(image, chunks, **kw))
+
+
+class QuotaLayer(Layer):
+    """image_property_quota, image_member_quota, image_size_cap and user_storage_quota."""
+
+    def __init__(
+        self,
+        inner,
+        context: RequestContext,
+        *,
+        property_quota: int,
+        member_quota: int,
+        size_cap: int,
+        storage_quota: int,
+    ):
+        super().__init__(inner)
+        self.context = context
+        self.property_quota = property_quota
+        self.member_quota = member_quota
+        self.size_cap = size_cap
+        self.storage_quota = storage_quota
+
+    def _check_properties(self, count: int) -> None:
+        if 0 <= self.property_quota < count:
+            raise exceptions.LimitExceeded(
+                "The limit has been exceeded on the number of allowed image properties. "
+                f"Attempted: {count}, Maximum: {self.property_quota}"
+            )
+
+    def _check_members(self, count: int) -> None:
+        if 0 <= self.member_quota < count:
+            raise exceptions.LimitExceeded(
+                "The limit has been exceeded on the number of allowed image members for "
+                f"this image. Attempted: {count}, Maximum: {self.member_quota}"
+            )
+
+    def create(self, image_meta: dict) -> dict:
+        self._check_properties(len(image_meta.get("properties") or {}))
+        return self.inner.create(image_meta)
+
+    def update(self, image: dict, changes: dict, *, purge_props: bool = False, **kw) -> dict:
+        if "properties" in changes:
+            names = set(changes["properties"])
+            if not purge_props:
+                names |= set(image.get("properties") or {})
+            self._check_properties(len(names))
+        return self.inner.update(image, changes, purge_props=purge_props, **kw)
+
+    def replace_members(self, image_id: str, memberships: list[dict]) -> None:
+        if memberships:
+            self._check_members(len(memberships))
+        self.inner.replace_members(image_id, memberships)
+
+    def set_member(self, image_id: str, member: str, can_share) -> None:
+        # Counted even when the member exists already (a Glance wart, kept).
+        self._check_members(len(self.inner.members(image_id)) + 1)
+        self.inner.set_member(image_id, member, can_share)
+
+    def upload(self, image: dict, chunks: Iterable[bytes], **kw) -> dict:
+        cap_error = exceptions.LimitExceeded(
+            f"Denying attempt to upload image larger than {self.size_cap} bytes."
+        )
+        limit, error = self.size_cap, cap_error
+        if self.storage_quota > 0:
+            remaining = self.storage_quota - self.inner.storage_usage(
+                self.context.owner, image["id"]
+            )
+            declared = kw.get("declared_size") or 0
+            if declared > remaining or (not declared and remaining <= 0):
+                err = quota_error(declared, remaining)
+                self.inner.kill(image["id"], reason=err)
+                raise err
+            if remaining < limit:
+                limit, error = remaining, quota_error(None, remaining)
+        return self.inner.upload(image, limited(chunks, limit, error), **kw)
+
+
+def quota_error(size: int | None, remaining: int) -> exceptions.LimitExceeded:
+    detail = (
+        f"The size of the data {size} will exceed the limit. "
+        if size
+        else "The size of the data will exceed the limit. "
+    )
+    return exceptions.LimitExceeded(
+        "Denying attempt to upload image because it exceeds the quota: "
+        f"{detail}{max(remaining, 0)} bytes remaining."
+    )
+
+
+def limited(chunks: Iterable[bytes], limit: int, error: Exception) -> Iterator[bytes]:
+    """Pass `chunks` through until more than `limit` bytes went by, then raise `error`.
+
+    The chunk that crosses the limit is never passed on, so a store holds at most `limit`
+    bytes of a body that is too large.
+    """
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise error
+        yield chunk
+
+
+_QUOTA = re.compile(r"^(\d+)(B|KB|MB|GB|TB)?$")
+_UNITS = {None: 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def parse_storage_quota(value: str) -> int:
+    """`user_storage_quota` in bytes: digits with an optional unit, binary multiples."""
+    match = _QUOTA.match(value.strip())
+    if not match:
+        raise exceptions.ConfigError(
+            f"Invalid value for option user_storage_quota: {value!r}: a number with an "
+            "optional unit B, KB, MB, GB or TB, without spaces"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2)]

@@ -1,0 +1,287 @@
+"""What glance-api's controllers work with: one caller's view of images.
+
+`ImageRepository` reaches metadata through the registry client and image bytes through
+the store drivers, and owns the image lifecycle (lifecycle.md): upload with its
+saving -> active / killed transitions, deletion, downloads. `Layer` wraps a repository
+and changes what it needs (policy, quotas, property protections: layers.py); layers are
+stacked in app.py, so they can be added, removed or reordered without touching the
+controllers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
+from glance_lite import exceptions
+from glance_lite.context import RequestContext
+from glance_lite.registry.client import RegistryClient
+from glance_lite.store.base import AddResult, StoreNotFound, Stores
+
+LOG = logging.getLogger(__name__)
+
+
+class ClientDisconnected(exceptions.Invalid):
+    message = "Client disconnected before sending all data to backend"
+
+
+class UploadFailed(exceptions.GlanceLiteError):
+    """Anything unexpected during an upload (the image is killed)."""
+
+
+class ImageRepository:
+    def __init__(
+        self,
+        context: RequestContext,
+        registry: RegistryClient,
+        stores: Stores,
+        *,
+        delayed_delete: bool = False,
+    ):
+        self.context = context
+        self.registry = registry
+        self.stores = stores
+        self.delayed_delete = delayed_delete
+
+    # --- metadata ------------------------------------------------------------------
+
+    def list(self, params: Iterable[tuple[str, str]], *, detail: bool) -> list[dict]:
+        return self.registry.get_images(self.context, params, detail=detail)
+
+    def get(self, image_id: str) -> dict:
+        try:
+            return self.registry.get_image(self.context, image_id)
+        except exceptions.NotFound:
+            raise exceptions.NotFound(f"Image with identifier {image_id} not found") from None
+        except exceptions.Forbidden:
+            raise exceptions.Forbidden("Forbidden image access") from None
+
+    def create(self, image_meta: dict) -> dict:
+        try:
+            return self.registry.add_image(self.context, image_meta)
+        except exceptions.Conflict:
+            raise exceptions.Conflict(
+                f"An image with identifier {image_meta.get('id')} already exists"
+            ) from None
+        except exceptions.Forbidden:
+            raise exceptions.Forbidden("Forbidden to reserve image.") from None
+        except exceptions.Invalid as err:
+            raise exceptions.Invalid(f"Failed to reserve image. Got error: {err}") from None
+
+    def update(
+        self,
+        image: dict,
+        changes: dict,
+        *,
+        purge_props: bool = False,
+        from_state: str | None = None,
+    ) -> dict:
+        """Change an image's metadata. `image` is its current record."""
+        try:
+            return self.registry.update_image(
+                self.context, image["id"], changes, purge_props=purge_props, from_state=from_state
+            )
+        except exceptions.Invalid as err:
+            raise exceptions.Invalid(f"Failed to update image metadata. Got error: {err}") from None
+        except exceptions.Forbidden as err:
+            raise exceptions.Forbidden(f"Forbidden to update image: {err}") from None
+        except exceptions.Conflict:
+            raise exceptions.Conflict("Image operation conflicts") from None
+        except exceptions.NotFound:
+            # Glance answers 500 here (a member of a shared image may read it, not update it).
+            raise exceptions.Forbidden(f"Forbidden to update image: {image['id']}") from None
+
+    def delete(self, image: dict) -> None:
+        """Delete an image and its data (or leave the data for the scrubber)."""
+        active = [loc for loc in image.get("location_data") or [] if loc["status"] == "active"]
+        pending = self.delayed_delete and bool(active)
+        status = "pending_delete" if pending else "deleted"
+        original = image["status"]
+        self._set_status_for_delete(image, status)
+        try:
+            for location in active:
+                self._delete_location(image, location, pending)
+        except Exception:
+            self._set_status_for_delete(image, original)
+            raise
+        try:
+            self.registry.delete_image(self.context, image["id"])
+        except exceptions.NotFound as err:
+            raise exceptions.NotFound(f"Failed to find image to delete: {err}") from None
+        except exceptions.Forbidden as err:
+            raise exceptions.Forbidden(f"Forbidden to delete image: {err}") from None
+
+    def _set_status_for_delete(self, image: dict, status: str) -> None:
+        try:
+            self.registry.update_image(self.context, image["id"], {"status": status})
+        except exceptions.Forbidden as err:
+            raise exceptions.Forbidden(f"Forbidden to delete image: {err}") from None
+        except exceptions.NotFound:
+            raise exceptions.NotFound(f"Image with identifier {image['id']} not found") from None
+
+    def _delete_location(self, image: dict, location: dict, pending: bool) -> None:
+        if pending:
+            self.registry.mark_location(self.context, image["id"], location["id"], "pending_delete")
+            return
+        try:
+            self.stores.for_location(location["url"]).delete(location["url"])
+        except (StoreNotFound, exceptions.Invalid) as err:
+            LOG.warning("image %s: data at a location not removed: %s", image["id"], err)
+
+    # --- members -------------------------------------------------------------------
+
+    def members(self, image_id: str) -> list[dict]:
+        return self.registry.get_image_members(self.context, image_id)
+
+    def replace_members(self, image_id: str, memberships: list[dict]) -> None:
+        self._sharing(self.registry.replace_members, image_id, memberships)
+
+    def set_member(self, image_id: str, member: str, can_share: bool | None) -> None:
+        self._sharing(self.registry.add_member, image_id, member, can_share)
+
+    def delete_member(self, image_id: str, member: str) -> None:
+        self._sharing(self.registry.delete_member, image_id, member)
+
+    def member_images(self, member: str) -> list[dict]:
+        return self.registry.get_member_images(self.context, member)
+
+    def _sharing(self, call: Callable, image_id: str, *args) -> None:
+        try:
+            call(self.context, image_id, *args)
+        except exceptions.Forbidden as err:
+            # Glance v1 re-maps the registry's 403 (no permission to share) to 404.
+            raise exceptions.NotFound(str(err)) from None
+
+    # --- data ----------------------------------------------------------------------
+
+    def check_upload(self) -> None:
+        """Raise if this caller may not upload data (checked before anything is created)."""
+
+    def check_download(self, image: dict | None) -> None:
+        """Raise if this caller may not download `image` (None: an image not active)."""
+
+    def download(self, image: dict) -> tuple[Iterator[bytes], int]:
+        if not image.get("size"):
+            return iter(()), 0
+        location = image.get("location")
+        if not location:
+            raise exceptions.NotFound(f"Image {image['id']} has no data")
+        chunks, size = self.stores.for_location(location).get(location)
+        return chunks, image["size"] if size is None else size
+
+    def storage_usage(self, owner: str, exclude_image_id: str | None) -> int:
+        return self.registry.get_storage_usage(self.context, owner, exclude_image_id)
+
+    def upload(
+        self,
+        image: dict,
+        chunks: Iterable[bytes],
+        *,
+        declared_size: int | None,
+        declared_checksum: str | None,
+        store_scheme: str | None = None,
+    ) -> dict:
+        """Store the bytes of a queued image and activate it (lifecycle.md §3).
+
+        Any failure leaves no bytes in the store; the image ends `killed` unless another
+        upload won the race (409) or the image was deleted meanwhile (412).
+        """
+        image_id = image["id"]
+        store = self.stores.for_scheme(store_scheme) if store_scheme else self.stores.default
+        self.start_saving(image)
+        try:
+            result = store.add(image_id, chunks, declared_size)
+        except exceptions.Conflict as err:
+            raise exceptions.Conflict(f"Attempt to upload duplicate image: {err}") from None
+        except BaseException as err:
+            self.kill(image_id, reason=err)
+            raise upload_error(image_id, err) from None
+        try:
+            verify(image_id, result, declared_size, declared_checksum)
+            return self._activate(image_id, result)
+        except BaseException as err:
+            self._discard(store, result)
+            if not isinstance(err, (exceptions.Conflict, exceptions.PreconditionFailed)):
+                self.kill(image_id, reason=err)
+            raise
+
+    def start_saving(self, image: dict) -> None:
+        # Conditional on the status the caller saw (queued; active for a just-reserved
+        # empty image), so that of two concurrent uploads exactly one goes on.
+        try:
+            self.registry.update_image(
+                self.context, image["id"], {"status": "saving"}, from_state=image["status"]
+            )
+        except exceptions.Conflict:
+            raise exceptions.Conflict("Cannot upload to an unqueued image") from None
+
+    def kill(self, image_id: str, *, reason: BaseException) -> None:
+        LOG.warning("upload of image %s failed, setting it killed: %s", image_id, reason)
+        try:
+            self.registry.update_image(self.context, image_id, {"status": "killed"})
+        except exceptions.GlanceLiteError as err:
+            LOG.error("could not set image %s killed: %s", image_id, err)
+
+    def _activate(self, image_id: str, result: AddResult) -> dict:
+        changes = {
+            "status": "active",
+            "size": result.size,
+            "checksum": result.checksum,
+            "location": result.location,
+            "location_data": [
+                {"url": result.location, "metadata": result.metadata, "status": "active"}
+            ],
+        }
+        try:
+            return self.registry.update_image(self.context, image_id, changes, from_state="saving")
+        except exceptions.Conflict:
+            current = self._current(image_id)
+            if current is None or current.get("deleted"):
+                raise exceptions.PreconditionFailed(
+                    f"Image {image_id} could not be found after upload. The image may have "
+                    "been deleted during the upload."
+                ) from None
+            raise exceptions.Conflict("Image operation conflicts") from None
+
+    def _current(self, image_id: str) -> dict | None:
+        try:
+            return self.registry.get_image(self.context, image_id)
+        except exceptions.NotFound:
+            return None
+
+    def _discard(self, store, result: AddResult) -> None:
+        try:
+            store.delete(result.location)
+        except Exception as err:
+            LOG.error("could not remove data at %s: %s", result.location, err)
+
+
+def verify(image_id: str, result: AddResult, size: int | None, checksum: str | None) -> None:
+    """Declared size and checksum against what was stored (lifecycle.md §3 step 7)."""
+    checks = (("size", size, result.size), ("checksum", checksum, result.checksum))
+    for attr, supplied, actual in checks:
+        if supplied and supplied != actual:
+            raise exceptions.Invalid(
+                f"Supplied {attr} ({supplied}) and {attr} generated from uploaded image "
+                f"({actual}) did not match. Setting image status to 'killed'."
+            )
+
+
+def upload_error(image_id: str, err: BaseException) -> exceptions.GlanceLiteError:
+    """The error a client sees for a failed store write (lifecycle.md §3 table)."""
+    if isinstance(err, exceptions.GlanceLiteError):
+        return err
+    if isinstance(err, OSError | ValueError):
+        return ClientDisconnected()
+    LOG.error("upload of image %s failed", image_id, exc_info=err)
+    return UploadFailed(f"Failed to upload image {image_id}")
+
+
+class Layer:
+    """A repository wrapper: delegates every call it does not override to `inner`."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
