@@ -40,7 +40,8 @@ class URLMap:
             if path == prefix:
                 req = webob.Request(environ)
                 location = req.host_url + req.script_name + prefix + "/"
-                return webob.exc.HTTPFound(location=location)(environ, start_response)
+                redirect = webob.Response(status=302, location=location, body=b"")
+                return redirect(environ, start_response)
             if path.startswith(prefix + "/"):
                 environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
                 environ["PATH_INFO"] = path[len(prefix) :]

@@ -66,11 +66,9 @@ class ImagesController:
             raise exceptions.NotFound(f"Image {image_id} is not active")
         chunks, size = repo.download(image)
         resp = webob.Response(
-            headerlist=serializers.image_meta_to_headers(image),
-            content_type="application/octet-stream",
-            charset=None,
+            app_iter=chunks, content_type="application/octet-stream", charset=None
         )
-        resp.app_iter = chunks
+        resp.headers.extend(serializers.image_meta_to_headers(image))
         resp.content_length = size
         return resp
 

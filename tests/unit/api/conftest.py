@@ -1,0 +1,105 @@
+"""The v1 app in-process: real controllers, layers, registry client and registry app
+(over a requests transport, no socket), a memory store."""
+
+import pytest
+import webob
+
+from glance_lite import context
+from glance_lite.api import bodies, policy
+from glance_lite.api.app import repository_factory
+from glance_lite.api.images import ImagesController
+from glance_lite.api.members import MembersController
+from glance_lite.api.router import make_router
+from glance_lite.registry.app import make_app as make_registry_app
+from glance_lite.registry.client import RegistryClient
+from glance_lite.store.base import Stores
+from glance_lite.store.memory import MemoryStore
+from tests.wsgi_transport import session_for
+
+DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso")
+CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker")
+
+
+def trusted(app):
+    return context.TrustedAuthContext(
+        app,
+        owner_is_tenant=True,
+        admin_role="admin",
+        allow_anonymous_access=False,
+        max_request_id_length=64,
+    )
+
+
+class Api:
+    """The v1 router behind the trusted-auth context, and what it stores into."""
+
+    def __init__(self, database, **options):
+        registry = trusted(
+            make_registry_app(database=database, api_limit_max=1000, limit_param_default=25)
+        )
+        self.store = MemoryStore(capacity=options.pop("store_capacity", None))
+        stores = Stores({"memory": self.store}, default="memory")
+        settings = {
+            "delayed_delete": False,
+            "property_quota": 128,
+            "member_quota": 128,
+            "size_cap": 1 << 40,
+            "storage_quota": 0,
+            "protections": None,
+        }
+        settings.update(options)
+        make_repo = repository_factory(
+            registry=RegistryClient(
+                "http://registry.test",
+                send_identity_headers=True,
+                session=session_for(registry),
+            ),
+            stores=stores,
+            enforcer=policy.Enforcer(None),
+            **settings,
+        )
+        images = ImagesController(
+            make_repo,
+            disk_formats=DISK_FORMATS,
+            container_formats=CONTAINER_FORMATS,
+            store_schemes=stores.schemes,
+            size_cap=settings["size_cap"],
+            reader=bodies.BodyReader(chunk_size=4096, discard_limit=1 << 20),
+        )
+        self.app = trusted(make_router(images, MembersController(make_repo)))
+
+    def call(self, method, path, *, tenant="alice", roles="member", headers=None, body=None):
+        req = webob.Request.blank(path, method=method)
+        req.headers.update(
+            {
+                "X-Identity-Status": "Confirmed",
+                "X-Tenant-Id": tenant,
+                "X-User-Id": f"user-{tenant}",
+                "X-Roles": roles,
+            }
+        )
+        req.headers.update(headers or {})
+        if body is not None:
+            req.body = body
+            req.content_type = req.headers.get("Content-Type") or "application/octet-stream"
+        return req.get_response(self.app)
+
+    def upload(self, data: bytes = b"image-bytes", **kw):
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "x-image-meta-name": "img",
+            "x-image-meta-disk_format": "raw",
+            "x-image-meta-container_format": "bare",
+        }
+        headers.update(kw.pop("headers", {}))
+        return self.call("POST", "/images", headers=headers, body=data, **kw)
+
+
+@pytest.fixture
+def api(sqlite_database):
+    return Api(sqlite_database)
+
+
+@pytest.fixture
+def make_api(sqlite_database):
+    return lambda **options: Api(sqlite_database, **options)
