@@ -85,6 +85,7 @@ class ImagesController:
             store = self._store(meta)
             record = {k: v for k, v in meta.items() if k not in NOT_STORED}
             record["status"] = "active" if meta.get("size") == 0 else "queued"
+            record.setdefault("size", 0)
             image = repo.create(record)
             if body:
                 image = self._upload(req, repo, image, store)
@@ -136,6 +137,9 @@ class ImagesController:
         meta = serializers.parse_image_meta(
             req.headers, disk_formats=self.disk_formats, container_formats=self.container_formats
         )
+        copy_from = req.headers.get("x-glance-api-copy-from")
+        if copy_from is not None:
+            meta["copy_from"] = copy_from
         declared = serializers.declared_size(req.headers, meta)
         if declared is not None and declared > self.size_cap:
             raise exceptions.Invalid(
@@ -178,7 +182,7 @@ class ImagesController:
 def check_update_allowed(ctx: RequestContext, image: dict, meta: dict) -> None:
     """What no update may change (api-v1.md §4.6 steps 2-4)."""
     status = image["status"]
-    if status == "deleted" or image.get("deleted"):
+    if status == "deleted":
         raise exceptions.Forbidden("Forbidden to update deleted image.")
     if not ctx.is_admin and status in ("active", "deactivated"):
         for key in ("size", "checksum"):
