@@ -87,8 +87,10 @@ class TrustedAuthContext(_ContextFilter):
         admin_role: str,
         allow_anonymous_access: bool,
         max_request_id_length: int,
+        is_admin_check=None,
     ):
         super().__init__(app, owner_is_tenant=owner_is_tenant)
+        self.is_admin_check = is_admin_check  # e.g. the context_is_admin policy rule
         self.admin_role = admin_role.strip().lower()
         self.allow_anonymous_access = allow_anonymous_access
         self.max_request_id_length = max_request_id_length
@@ -113,7 +115,7 @@ class TrustedAuthContext(_ContextFilter):
                 raise webob.exc.HTTPBadRequest(
                     explanation="Invalid service catalog json."
                 ) from None
-        return RequestContext(
+        ctx = RequestContext(
             user_id=headers.get("X-User-Id") or headers.get("X-User"),
             tenant_id=headers.get("X-Tenant-Id")
             or headers.get("X-Project-Id")
@@ -126,6 +128,9 @@ class TrustedAuthContext(_ContextFilter):
             service_catalog=catalog,
             identity_status="Confirmed",
         )
+        if not ctx.is_admin and self.is_admin_check is not None:
+            ctx.is_admin = self.is_admin_check(ctx)
+        return ctx
 
     def _request_id(self, req) -> str:
         given = req.headers.get("X-Openstack-Request-ID")
@@ -145,8 +150,10 @@ def unauthenticated_filter_factory(global_conf, **local_conf):
 
 
 def context_filter_factory(global_conf, **local_conf):
-    conf = config.get()
+    return trusted_auth_filter(config.get())
 
+
+def trusted_auth_filter(conf, is_admin_check=None):
     def make(app):
         return TrustedAuthContext(
             app,
@@ -154,6 +161,7 @@ def context_filter_factory(global_conf, **local_conf):
             admin_role=conf.admin_role,
             allow_anonymous_access=conf.allow_anonymous_access,
             max_request_id_length=conf.max_request_id_length,
+            is_admin_check=is_admin_check,
         )
 
     return make

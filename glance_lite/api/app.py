@@ -10,7 +10,7 @@ from collections.abc import Callable
 import webob
 import webob.exc
 
-from glance_lite import config, exceptions, store
+from glance_lite import config, context, exceptions, store
 from glance_lite.api import bodies, layers, policy
 from glance_lite.api.images import ImagesController
 from glance_lite.api.members import MembersController
@@ -58,6 +58,12 @@ def root_app_factory(loader, global_conf, **local_conf):
         if path.startswith("/") and (path.rstrip("/") != "/v1" or enabled)
     }
     return URLMap(apps)
+
+
+def context_filter_factory(global_conf, **local_conf):
+    """The trusted-auth context filter; is_admin also when `context_is_admin` passes."""
+    conf = config.get()
+    return context.trusted_auth_filter(conf, policy.from_conf(conf).check_is_admin)
 
 
 def v1_app_factory(global_conf, **local_conf):

@@ -120,7 +120,9 @@ class RegistryClient:
     # --- the wire ------------------------------------------------------------------
 
     def headers_for(self, context: RequestContext) -> dict[str, str]:
-        sent = {"X-Openstack-Request-ID": context.request_id}
+        # text/plain: the registry's error pages then come as plain text, which glance-api
+        # embeds in its own messages as Glance does (requests would ask for */*: HTML).
+        sent = {"X-Openstack-Request-ID": context.request_id, "Accept": "text/plain"}
         if self.secret:
             sent[headers.SECRET] = self.secret
         if self.use_user_token and context.auth_token:

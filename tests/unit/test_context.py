@@ -84,3 +84,11 @@ def test_over_long_request_id_is_431():
     resp = get(trusted(), {"X-Identity-Status": "Confirmed", "X-Openstack-Request-ID": "x" * 65})
     assert resp.status_int == 431
     assert "X-Openstack-Request-ID" in resp.text
+
+
+def test_an_is_admin_check_can_make_a_caller_admin():
+    app = trusted(is_admin_check=lambda ctx: "operator" in ctx.roles)
+    headers = {"X-Identity-Status": "Confirmed", "X-Tenant-Id": "t", "X-Roles": "operator"}
+    assert get(app, headers).text.split("|")[3] == "True"
+    headers["X-Roles"] = "member"
+    assert get(app, headers).text.split("|")[3] == "False"
