@@ -15,7 +15,8 @@ class Healthcheck:
 
     @webob.dec.wsgify
     def __call__(self, req: webob.Request):
-        if req.path_info != self.path or req.method not in ("GET", "HEAD"):
+        # the raw PATH_INFO: webob's decoded view fails on bytes that are not UTF-8
+        if req.environ.get("PATH_INFO") != self.path or req.method not in ("GET", "HEAD"):
             return req.get_response(self.app)
         if self.disable_by_file_path and os.path.exists(self.disable_by_file_path):
             return webob.Response("DISABLED BY FILE", status=503, content_type="text/plain")

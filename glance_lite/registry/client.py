@@ -77,10 +77,11 @@ class RegistryClient:
         return self._call(context, "DELETE", f"/images/{_segment(image_id)}").json()["image"]
 
     def get_storage_usage(
-        self, context: RequestContext, owner: str, exclude_image_id: str | None = None
+        self, context: RequestContext, owner: str | None, exclude_image_id: str | None = None
     ) -> int:
-        params = {"exclude_image_id": exclude_image_id} if exclude_image_id else None
-        resp = self._call(context, "GET", f"/storage-usage/{_segment(owner)}", params=params)
+        """Bytes taken by `owner`'s images (None: the images that have no owner)."""
+        params = {"owner": owner, "exclude_image_id": exclude_image_id}
+        resp = self._call(context, "GET", "/storage-usage", params=params)
         return int(resp.json()["usage"])
 
     def mark_location(
@@ -172,4 +173,6 @@ def pooled_session(pool_size: int) -> requests.Session:
 
 
 def _segment(value: str) -> str:
-    return quote(value, safe="")
+    """One path segment, every reserved character escaped, and dots too, so that an id
+    such as `..` stays an id instead of becoming a step up the registry's URL tree."""
+    return quote(value, safe="").replace(".", "%2E")

@@ -48,6 +48,6 @@ def make_router(
     # Any method lists the images shared with a member.
     connect("/shared-images/{member}", None, members, "index_shared_images")
     # glance-lite's own: what an owner's images take, for glance-api's storage quota.
-    connect("/storage-usage/{owner}", ["GET"], usage, "show")
+    connect("/storage-usage", ["GET"], usage, "show")
     connect("/images/{image_id}/locations/{location_id}", ["DELETE"], usage, "delete_location")
     return wsgi.Router(mapper)

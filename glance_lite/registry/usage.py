@@ -1,5 +1,6 @@
 """Routes of glance-lite's own, for callers Glance let touch the database directly
-(docs/differences.md): `GET /storage-usage/{owner}`, the bytes an owner's images take,
+(docs/differences.md): `GET /storage-usage?owner=`, the bytes an owner's images take
+(no `owner`: the images without one),
 for glance-api's user_storage_quota (lifecycle.md §3); `DELETE
 /images/{id}/locations/{location_id}?status=...`, marking one location deleted or
 pending_delete, for delayed delete and the scrubber.
@@ -14,8 +15,9 @@ class UsageController:
     def __init__(self, database):
         self.db = database
 
-    def show(self, req: webob.Request, owner: str) -> webob.Response:
+    def show(self, req: webob.Request) -> webob.Response:
         ctx = context.from_environ(req.environ)
+        owner = req.GET.get("owner")
         if not ctx.is_admin and ctx.owner != owner:
             raise exceptions.Forbidden("Only an admin or the owner may read an owner's usage.")
         exclude = req.GET.get("exclude_image_id") or None

@@ -24,3 +24,10 @@ def test_healthcheck_is_503_while_the_disable_file_exists(tmp_path):
 def test_other_paths_pass_through():
     app = Healthcheck(inner, disable_by_file_path=None)
     assert webob.Request.blank("/images").get_response(app).status_int == 418
+
+
+def test_a_path_that_is_not_utf8_passes_through():
+    app = Healthcheck(inner, disable_by_file_path=None)
+    req = webob.Request.blank("/")
+    req.environ["PATH_INFO"] = "/v1/images/\xff"
+    assert req.get_response(app).status_int == 418

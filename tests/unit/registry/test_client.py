@@ -114,3 +114,18 @@ def test_unreachable_registry_is_service_unavailable():
     client = RegistryClient(f"http://127.0.0.1:{port}", timeout=2)
     with pytest.raises(exceptions.ServiceUnavailable, match="registry is unavailable"):
         client.get_image(ALICE, "abc")
+
+
+def test_storage_usage_of_no_owner_counts_the_ownerless_images(client):
+    admin = admin_context(None)
+    client.add_image(admin, {"status": "active", "size": 30, "location": "file:///x/9"})
+    client.add_image(ALICE, {"status": "active", "size": 5, "location": "file:///x/8"})
+    assert client.get_storage_usage(admin, None) == 30
+
+
+@pytest.mark.parametrize("image_id", ["..", ".", "a/b", "%2e%2e"])
+def test_ids_with_dots_or_slashes_stay_one_path_segment(client, image_id):
+    with pytest.raises(exceptions.NotFound):
+        client.get_image(ALICE, image_id)
+    with pytest.raises(exceptions.NotFound):
+        client.get_image_members(ALICE, image_id)
