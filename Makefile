@@ -1,11 +1,14 @@
-# make run   - start glance-registry (and glance-api once it exists) on SQLite + files
+# make run   - start glance-registry and glance-api on SQLite + files, state in .state/
 # make stop  - stop them
 # make test  - lint and the whole test suite
+# make bench - measure glance-lite against the machine's ceilings (~10 min; BENCH_ARGS=--with-4gib)
+# make bench-smoke - the same bench with tiny sizes (under 30 s), as CI runs it
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run stop test lint format venv
+.PHONY: run stop test lint format venv bench bench-smoke
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -31,3 +34,13 @@ format: $(STAMP)
 
 test: lint
 	$(VENV)/bin/python -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
+
+$(BENCH_STAMP): $(STAMP) setup.cfg
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+bench-smoke: $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.run --smoke $(BENCH_ARGS)

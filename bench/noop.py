@@ -1,0 +1,132 @@
+"""The no-op chain's two servers, on glance-lite's own server stack (glance_lite.server).
+
+    python -m bench.noop --config-file C --port-file P --role backend
+    python -m bench.noop --config-file C --port-file P --role front --backend-url URL
+
+The front forwards each request as one HTTP call with a pooled requests session (as
+glance-api calls glance-registry) and returns the backend's JSON untouched; the backend
+answers at once from memory. No database, no paste pipeline, no parsing: what glance-api
+and glance-registry take beyond this chain is glance-lite's own overhead.
+"""
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported for real after eventlet's monkey-patching, in main()
+    from oslo_config import cfg
+
+IMAGE_DOC = json.dumps(
+    {
+        "image": {
+            "id": "2b4c6f0e-0d0f-4d4a-9a53-0c6f3b8a9e11",
+            "name": "noop",
+            "status": "queued",
+            "is_public": True,
+            "disk_format": "raw",
+            "container_format": "bare",
+            "size": None,
+            "checksum": None,
+            "min_disk": 0,
+            "min_ram": 0,
+            "owner": None,
+            "protected": False,
+            "deleted": False,
+            "deleted_at": None,
+            "created_at": "2024-01-01T00:00:00.000000",
+            "updated_at": "2024-01-01T00:00:00.000000",
+            "properties": {},
+        }
+    }
+).encode()
+
+
+class Backend:
+    """Answers list calls (a path ending in /detail) with the payload file, read when first
+    asked for, and anything else with IMAGE_DOC."""
+
+    def __init__(self, list_payload: Path):
+        self.list_payload = list_payload
+        self._list_body: bytes | None = None
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        _drain(environ)
+        if environ.get("PATH_INFO", "").endswith("/detail"):
+            if self._list_body is None:
+                self._list_body = self.list_payload.read_bytes()
+            body = self._list_body
+        else:
+            body = IMAGE_DOC
+        status = "201 Created" if environ["REQUEST_METHOD"] == "POST" else "200 OK"
+        start_response(status, _json_headers(body))
+        return [body]
+
+
+class Front:
+    """Forwards the request (POST stays POST, anything else becomes GET) and returns the
+    backend's status and JSON body as they are."""
+
+    def __init__(self, backend_url: str):
+        from glance_lite.registry.client import pooled_session
+
+        self.backend_url = backend_url.rstrip("/")
+        self.session = pooled_session(100)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        _drain(environ)
+        method = "POST" if environ["REQUEST_METHOD"] == "POST" else "GET"
+        url = self.backend_url + environ.get("PATH_INFO", "/")
+        if environ.get("QUERY_STRING"):
+            url += "?" + environ["QUERY_STRING"]
+        resp = self.session.request(method, url, timeout=60)
+        body = resp.content
+        start_response(f"{resp.status_code} {resp.reason}", _json_headers(body))
+        return [body]
+
+
+def _json_headers(body: bytes) -> list[tuple[str, str]]:
+    return [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+
+
+def _drain(environ: dict) -> None:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        environ["wsgi.input"].read(length)
+
+
+def register_opts(conf: "cfg.ConfigOpts") -> None:
+    from oslo_config import cfg
+
+    from glance_lite import config
+
+    config.register_registry_opts(conf)  # the server options, as both services have them
+    conf.register_cli_opts(
+        [
+            cfg.StrOpt("role", choices=["front", "backend"], required=True),
+            cfg.StrOpt("backend-url", dest="backend_url"),
+            cfg.StrOpt("list-payload", dest="list_payload", required=True),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    from glance_lite import server
+
+    server.monkey_patch()
+
+    from glance_lite import config, log
+
+    conf = config.load("noop", register_opts, argv)
+    config.set(conf, offload=server.thread_offload)
+    log.setup(conf, f"noop-{conf.role}")
+    if conf.role == "front":
+        load_app = lambda: Front(conf.backend_url)  # noqa: E731 - built in each worker
+    else:
+        load_app = lambda: Backend(Path(conf.list_payload))  # noqa: E731
+    server.Service(f"noop-{conf.role}", conf, load_app, 0).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

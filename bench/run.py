@@ -1,0 +1,189 @@
+"""Run the benchmark: `python -m bench.run [--smoke] [--with-4gib] [--results DIR]`.
+
+Starts glance-registry + glance-api (shipped configs, SQLite, filesystem store), the no-op
+chain and nginx, measures every scenario with its ceiling next to it, and writes
+report.json, report.md and PNG plots to bench/results/<date>-<profile>/ (and, for a full
+run, a copy to bench/latest/ for the README). Nothing here asserts a timing: the report
+says which targets are met.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import glance_lite
+from bench import nginx as nginx_mod
+from bench import plots, report, scenarios
+from bench.profiles import FULL, SMOKE, Profile, with_4gib
+from bench.services import ROOT, Glance, NoopChain
+from bench.session import Session
+
+RESULTS = ROOT / "bench" / "results"
+PUBLISHED = ROOT / "bench" / "latest"
+DISK_DIRS = ("/var/tmp", tempfile.gettempdir(), str(ROOT / "bench" / "results"))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
+    parser.add_argument("--with-4gib", action="store_true", help="add a 4 GiB image")
+    parser.add_argument("--results", type=Path, help="where the report goes")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep servers' files")
+    return parser.parse_args(argv)
+
+
+def fs_type(path: str) -> str:
+    """The file system type of the mount holding `path`, from /proc/mounts."""
+    best, kind = "", "unknown"
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            mount = fields[1]
+            inside = path == mount or path.startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) > len(best):
+                best, kind = mount, fields[2]
+    return kind
+
+
+def make_workdir() -> Path:
+    """A fresh directory on a real disk (not tmpfs) for images, database and logs."""
+    for base in DISK_DIRS:
+        if os.path.isdir(base) and fs_type(os.path.realpath(base)) not in ("tmpfs", "ramfs"):
+            Path(base).mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix="glance-lite-bench-", dir=base))
+    raise SystemExit("no disk-backed directory for the bench's files")
+
+
+def machine_summary(s: Session, nginx_note: str, workdir: Path) -> list[str]:
+    with open("/proc/meminfo") as meminfo:
+        mem_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+    curl = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.split()[1]
+    workers = s.glance.workers
+    nginx_text = (
+        f"nginx {nginx_mod.version(s.nginx.binary)} ({s.nginx.workers} workers, sendfile)"
+        if s.nginx
+        else f"nginx missing: {nginx_note}"
+    )
+    return [
+        f"machine: {os.cpu_count()} CPUs, {mem_kib / (1 << 20):.1f} GiB RAM, Linux "
+        f"{platform.release()}, Python {platform.python_version()}, curl {curl}",
+        f"glance-lite {glance_lite.__version__}: workers glance-api {workers['glance-api']}, "
+        f"glance-registry {workers['glance-registry']} (the shipped default: CPUs, at most 8); "
+        f"SQLite, filesystem store on {fs_type(str(workdir))}",
+        f"ceilings: {nginx_text}; no-op chain {s.noop.workers}+{s.noop.workers} workers on "
+        "glance_lite.server; md5 and disk measured in the bench process",
+        f"repeats: {s.profile.repeats_big} for transfers of 256 MiB and more, "
+        f"{s.profile.repeats_small} otherwise; median and range (min-max) of the repeats",
+    ]
+
+
+def measure(s: Session) -> None:
+    s.say(f"workers: {s.glance.workers}; nginx: {'yes' if s.nginx else 'missing'}")
+    scenarios.idle_memory(s, "after start")
+    warm_up(s)
+    s.say("disk write + fsync")
+    scenarios.disk(s)
+    for size in s.profile.sizes_mib:
+        s.say(f"transfers of {scenarios.size_label(size)}")
+        scenarios.transfers(s, size)
+    scenarios.memory_flatness(s)
+    s.say(f"{s.profile.parallel_clients} parallel downloads")
+    scenarios.parallel(s)
+    s.say("metadata")
+    scenarios.metadata(s)
+    scenarios.idle_memory(s, "at the end")
+    s.say("done measuring")
+
+
+def warm_up(s: Session) -> None:
+    """One untimed upload and download, so that first-request costs stay out of the figures."""
+    from bench.transfers import download, upload, uploaded_image
+
+    path = scenarios.image_file(s, 1)
+    image_id = uploaded_image(upload(s.api_url, path, "warm-up", chunked=False))["id"]
+    download(f"{s.api_url}/v1/images/{image_id}")
+    if s.nginx:
+        download(f"{s.nginx.url}/{image_id}")
+    s.delete_image(image_id)
+
+
+def run(profile: Profile, workdir: Path) -> tuple[Session, list[str]]:
+    nginx_bin, nginx_note = nginx_mod.find_or_install()
+    glance = Glance(workdir / "glance")
+    noop = None
+    nginx = None
+    (workdir / "glance").mkdir()
+    (workdir / "noop").mkdir()
+    try:
+        glance.start()
+        workers = glance.workers["glance-api"]
+        noop = NoopChain(workdir / "noop", workers, workdir / "noop" / "list.json").start()
+        if nginx_bin:
+            nginx = nginx_mod.Nginx(nginx_bin, workdir / "nginx", glance.datadir, workers)
+            try:
+                nginx.start()
+            except RuntimeError as err:
+                nginx.stop()
+                nginx, nginx_note = None, str(err)
+        s = Session(profile, workdir, glance, noop, nginx)
+        if not nginx:
+            s.notes.append(f"nginx ceilings missing: {nginx_note}")
+        measure(s)
+        return s, machine_summary(s, nginx_note, workdir)
+    finally:
+        for server in (nginx, noop, glance):
+            if server:
+                server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = SMOKE if args.smoke else FULL
+    if args.with_4gib:
+        profile = with_4gib(profile)
+    # SIGTERM unwinds like Ctrl-C, so that the servers are stopped and files removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    stamp = datetime.datetime.now(datetime.UTC)
+    results = args.results or RESULTS / f"{stamp:%Y%m%d-%H%M%S}-{profile.name}"
+    workdir = make_workdir()
+    began = time.monotonic()
+    try:
+        s, summary = run(profile, workdir)
+    finally:
+        if not args.keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    meta = {
+        "date": f"{stamp:%Y-%m-%d %H:%M} UTC",
+        "profile": {**vars(profile), "sizes_mib": list(profile.sizes_mib)},
+        "summary": [*summary, f"the run took {time.monotonic() - began:.0f} s"],
+        "workers": s.glance.workers,
+        "workdir": str(workdir),
+    }
+    data = report.build(s, meta)
+    report.write(results, data)
+    plots.write(results, data)
+    print((results / "report.md").read_text())
+    print(f"report: {results}")
+    if profile.name == "full":
+        publish(results)
+    return 0
+
+
+def publish(results: Path) -> None:
+    """bench/latest/ holds the last full run's report and plots, which the README shows."""
+    PUBLISHED.mkdir(exist_ok=True)
+    for name in ("report.md", "report.json", "throughput.png", "latency.png", "memory.png"):
+        shutil.copy2(results / name, PUBLISHED / name)
+    print(f"published to {PUBLISHED}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

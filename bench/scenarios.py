@@ -1,0 +1,297 @@
+"""The measured scenarios. Each glance figure is taken right next to its ceiling, repeat by
+repeat, so that a slow moment of a noisy machine hits both and the ratio holds."""
+
+from pathlib import Path
+
+import requests
+
+from bench import ceilings
+from bench.memory import status_kib
+from bench.metadata import ClientsRun, run_clients
+from bench.profiles import MIB
+from bench.session import Session
+from bench.stats import Target, median, percentile
+from bench.transfers import Transfer, download, parallel_downloads, upload, uploaded_image
+
+UPLOAD_TARGET = Target("ratio", ">=", 0.6)  # of md5 in Python, for images >= 256 MiB
+DOWNLOAD_TARGET = Target("ratio", ">=", 0.9)  # of nginx GET of the same file
+PARALLEL_TARGET = Target("ratio", ">=", 0.8)  # of nginx under the same load
+CREATE_TARGET = Target("ratio", ">=", 0.55)  # of the no-op chain's request rate
+LIST_TARGET = Target("ratio", "<=", 1.5)  # times the no-op chain's latency
+STREAM_GROWTH_TARGET = Target("value", "<", 16)  # MiB over idle, per glance-api process
+FLAT_TARGET = Target("value", "<=", 5)  # MiB between the smallest and largest image
+NO_ERRORS = Target("value", "<=", 0)
+
+
+def size_label(size_mib: int) -> str:
+    return f"{size_mib} MiB" if size_mib < 1024 else f"{size_mib // 1024} GiB"
+
+
+def image_file(s: Session, size_mib: int) -> Path:
+    path = s.workdir / "files" / f"image-{size_mib}MiB.bin"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ceilings.make_image_file(path, size_mib * MIB)
+    return path
+
+
+# --- ceilings measured in this process ---------------------------------------------------
+
+
+def disk(s: Session) -> None:
+    mib = s.profile.disk_write_mib
+    s.figure("disk_fsync", f"disk write + fsync, {size_label(mib)}", "MiB/s", group="ceiling")
+    for _ in range(s.profile.disk_repeats):
+        s.add("disk_fsync", ceilings.fsync_write(s.workdir / "disk-test.bin", mib * MIB))
+
+
+def idle_memory(s: Session, when: str) -> None:
+    """Idle RSS of each service's largest worker process (the parent only forks them)."""
+    for name, server in (("glance-api", s.glance.api), ("glance-registry", s.glance.registry)):
+        key = f"idle_{name}_{when}".replace("-", "_")
+        s.figure(key, f"{name} idle RSS, largest worker, {when}", "MiB", group="memory")
+        workers = server.pids()[1:] or server.pids()
+        s.add(key, max((status_kib(pid, "VmRSS") or 0) / 1024 for pid in workers))
+
+
+# --- single transfers --------------------------------------------------------------------
+
+
+def transfers(s: Session, size_mib: int) -> None:
+    """Uploads (Content-Length, chunked) against md5, downloads against nginx, one size."""
+    path = image_file(s, size_mib)
+    tag = size_label(size_mib)
+    repeats = s.profile.repeats(size_mib)
+    _transfer_figures(s, size_mib)
+    growth = [0.0] * repeats  # per repeat: the worst glance-api process over all transfers
+    image_id = None
+    for r in range(repeats):
+        speed, digest = ceilings.md5_file(path)
+        s.add(f"md5_{size_mib}", speed)
+        for mode in ("length", "chunked"):
+            if image_id:
+                s.delete_image(image_id)
+            with s.watch(f"upload ({mode}) {tag}") as watch:
+                result = upload(s.api_url, path, f"bench-{size_mib}", chunked=mode == "chunked")
+            image_id = _check_upload(result, size_mib * MIB, digest)
+            s.add(f"upload_{mode}_{size_mib}", result.throughput(size_mib * MIB))
+            growth[r] = max(growth[r], watch.worst("glance-api", "growth_mib"))
+    for r in range(repeats):
+        with s.watch(f"download {tag}") as watch:
+            result = _checked(download(f"{s.api_url}/v1/images/{image_id}"), size_mib * MIB)
+        s.add(f"download_{size_mib}", result.throughput(size_mib * MIB))
+        growth[r] = max(growth[r], watch.worst("glance-api", "growth_mib"))
+        if s.nginx:
+            result = _checked(download(f"{s.nginx.url}/{image_id}"), size_mib * MIB)
+            s.add(f"nginx_get_{size_mib}", result.throughput(size_mib * MIB))
+    s.delete_image(image_id)
+    for value in growth:
+        s.add(f"api_growth_{size_mib}", value)
+
+
+def _transfer_figures(s: Session, size_mib: int) -> None:
+    tag = size_label(size_mib)
+    md5 = s.figure(f"md5_{size_mib}", f"md5 in Python, {tag}", "MiB/s", group="ceiling")
+    upload_target = UPLOAD_TARGET if size_mib >= 256 else None
+    for mode, how in (("length", "Content-Length"), ("chunked", "chunked")):
+        s.figure(
+            f"upload_{mode}_{size_mib}",
+            f"upload {tag} ({how})",
+            "MiB/s",
+            ceiling=md5.name,
+            target=upload_target,
+            group="transfer",
+        )
+    if s.nginx:  # without nginx the ceiling is reported missing
+        s.figure(f"nginx_get_{size_mib}", f"nginx GET, {tag}", "MiB/s", group="ceiling")
+    s.figure(
+        f"download_{size_mib}",
+        f"download {tag}",
+        "MiB/s",
+        ceiling=f"nginx_get_{size_mib}",
+        target=DOWNLOAD_TARGET,
+        group="transfer",
+    )
+    s.figure(
+        f"api_growth_{size_mib}",
+        f"glance-api RSS growth over idle, streaming {tag}",
+        "MiB",
+        target=STREAM_GROWTH_TARGET,
+        group="memory",
+    )
+
+
+def _check_upload(result: Transfer, size: int, digest: str) -> str:
+    image = uploaded_image(result)
+    if image["size"] != size or image["checksum"] != digest or image["status"] != "active":
+        raise RuntimeError(f"upload stored the wrong image: {image}")
+    return image["id"]
+
+
+def _checked(result: Transfer, size: int) -> Transfer:
+    if result.exit_code or result.status != 200 or result.size_down != size:
+        raise RuntimeError(f"download failed: {result}")
+    return result
+
+
+def memory_flatness(s: Session) -> None:
+    """How far glance-api's streaming growth moves from the smallest to the largest image."""
+    medians = [s.figures[f"api_growth_{size}"].median for size in s.profile.sizes_mib]
+    sizes = s.profile.sizes_mib
+    s.figure(
+        "api_growth_spread",
+        f"glance-api RSS growth spread, {size_label(min(sizes))} to {size_label(max(sizes))}",
+        "MiB",
+        target=FLAT_TARGET,
+        group="memory",
+    )
+    s.add("api_growth_spread", max(medians) - min(medians))
+
+
+# --- parallel downloads ------------------------------------------------------------------
+
+
+def parallel(s: Session) -> None:
+    p = s.profile
+    size = p.parallel_size_mib * MIB
+    tag = f"{p.parallel_clients} parallel downloads of {size_label(p.parallel_size_mib)}"
+    _parallel_figures(s, tag)
+    result = upload(s.api_url, image_file(s, p.parallel_size_mib), "bench-parallel", chunked=False)
+    image_id = uploaded_image(result)["id"]
+    for _ in range(p.repeats_small):
+        with s.watch(tag):
+            run = parallel_downloads(
+                f"{s.api_url}/v1/images/{image_id}", p.parallel_clients, s.gate_dir
+            )
+        _add_parallel(s, "par", run, size)
+        if s.nginx:
+            run = parallel_downloads(f"{s.nginx.url}/{image_id}", p.parallel_clients, s.gate_dir)
+            if run.errors(size):
+                raise RuntimeError(f"nginx failed {run.errors(size)} of the parallel downloads")
+            _add_parallel(s, "nginx_par", run, size)
+    s.delete_image(image_id)
+
+
+def _parallel_figures(s: Session, tag: str) -> None:
+    if s.nginx:  # without nginx the ceilings are reported missing
+        s.figure("nginx_par_tput", f"nginx, {tag}: total", "MiB/s", group="ceiling")
+        s.figure("nginx_par_p50", f"nginx, {tag}: p50 latency", "ms", group="ceiling")
+        s.figure("nginx_par_p99", f"nginx, {tag}: p99 latency", "ms", group="ceiling")
+    s.figure(
+        "par_tput",
+        f"{tag}: total",
+        "MiB/s",
+        ceiling="nginx_par_tput",
+        target=PARALLEL_TARGET,
+        group="parallel",
+    )
+    s.figure("par_p50", f"{tag}: p50 latency", "ms", ceiling="nginx_par_p50", group="parallel")
+    s.figure("par_p99", f"{tag}: p99 latency", "ms", ceiling="nginx_par_p99", group="parallel")
+    s.figure("par_errors", f"{tag}: errors", "count", target=NO_ERRORS, group="parallel")
+
+
+def _add_parallel(s: Session, prefix: str, run, size: int) -> None:
+    seconds = [t.seconds for t in run.transfers if t.status == 200]
+    s.add(f"{prefix}_tput", len(run.transfers) * size / MIB / run.wall)
+    s.add(f"{prefix}_p50", percentile(seconds, 50) * 1000)
+    s.add(f"{prefix}_p99", percentile(seconds, 99) * 1000)
+    if prefix == "par":
+        s.add("par_errors", run.errors(size))
+
+
+# --- metadata ------------------------------------------------------------------------------
+
+
+def metadata(s: Session) -> None:
+    """Creates without data, sequential and concurrent, against the no-op chain; the list and
+    HEAD latencies are taken after the first sequential round, with `creates` images."""
+    p = s.profile
+    _metadata_figures(s)
+    for r in range(p.repeats_small):
+        _creates(s, r, 1, "create_seq")
+        if r == 0:
+            _list_and_head(s)
+        _creates(s, r, p.create_clients, "create_conc")
+
+
+def _metadata_figures(s: Session) -> None:
+    p = s.profile
+    for key, clients in (("create_seq", 1), ("create_conc", p.create_clients)):
+        how = "sequential" if clients == 1 else f"{clients} clients"
+        s.figure(f"noop_{key}", f"no-op chain, creates, {how}", "req/s", group="ceiling")
+        s.figure(
+            key,
+            f"{p.creates} creates without data, {how}",
+            "images/s",
+            ceiling=f"noop_{key}",
+            target=CREATE_TARGET,
+            group="metadata",
+        )
+    listing = f"GET /v1/images/detail?limit={p.list_limit}"
+    s.figure("noop_list", "no-op chain, the same list JSON, median", "ms", group="ceiling")
+    s.figure("noop_head_p50", "no-op chain, HEAD p50", "ms", group="ceiling")
+    s.figure("noop_head_p99", "no-op chain, HEAD p99", "ms", group="ceiling")
+    s.figure(
+        "list",
+        f"{listing} with {p.creates} images, median",
+        "ms",
+        ceiling="noop_list",
+        target=LIST_TARGET,
+        group="metadata",
+    )
+    s.figure(
+        "head_p50", "HEAD /v1/images/<id> p50", "ms", ceiling="noop_head_p50", group="metadata"
+    )
+    s.figure(
+        "head_p99", "HEAD /v1/images/<id> p99", "ms", ceiling="noop_head_p99", group="metadata"
+    )
+    s.figure("meta_errors", "metadata calls failed", "count", target=NO_ERRORS, group="metadata")
+
+
+def _creates(s: Session, r: int, clients: int, key: str) -> None:
+    p = s.profile
+    job = {"op": "create", "url": s.api_url}
+    with s.watch(f"creates, {clients} client(s)"):
+        run = run_clients(s.gate_dir, clients, p.creates, job, prefix=f"r{r}-c{clients}")
+    s.add(key, run.rate)
+    s.add("meta_errors", run.errors)
+    noop = _noop_run(s, clients, p.creates, {"op": "create", "url": s.noop.front.url})
+    s.add(f"noop_{key}", noop.rate)
+
+
+def _list_and_head(s: Session) -> None:
+    p = s.profile
+    list_path = f"/v1/images/detail?limit={p.list_limit}"
+    resp = requests.get(s.api_url + list_path, timeout=120)
+    images = resp.json()["images"]
+    if len(images) != min(p.list_limit, p.creates):
+        raise RuntimeError(f"the list holds {len(images)} images, not {p.creates}")
+    s.noop.list_payload.write_bytes(resp.content)  # the chain carries the very same JSON
+    requests.get(s.noop.front.url + list_path, timeout=120)  # warm-up, untimed
+    head_path = f"/v1/images/{images[0]['id']}"
+    for _ in range(p.repeats_small):
+        with s.watch(f"list, limit={p.list_limit}"):
+            run = run_clients(s.gate_dir, 1, p.list_calls, _job("list", s.api_url, list_path))
+        s.add("list", median(run.latencies) * 1000)
+        s.add("meta_errors", run.errors)
+        noop = _noop_run(s, 1, p.list_calls, _job("list", s.noop.front.url, list_path))
+        s.add("noop_list", median(noop.latencies) * 1000)
+        with s.watch("HEAD"):
+            run = run_clients(s.gate_dir, 1, p.head_calls, _job("head", s.api_url, head_path))
+        s.add("head_p50", percentile(run.latencies, 50) * 1000)
+        s.add("head_p99", percentile(run.latencies, 99) * 1000)
+        s.add("meta_errors", run.errors)
+        noop = _noop_run(s, 1, p.head_calls, _job("head", s.noop.front.url, head_path))
+        s.add("noop_head_p50", percentile(noop.latencies, 50) * 1000)
+        s.add("noop_head_p99", percentile(noop.latencies, 99) * 1000)
+
+
+def _job(op: str, url: str, path: str) -> dict:
+    return {"op": op, "url": url, "path": path}
+
+
+def _noop_run(s: Session, clients: int, count: int, job: dict) -> ClientsRun:
+    run = run_clients(s.gate_dir, clients, count, job, prefix="noop")
+    if run.errors:
+        raise RuntimeError(f"the no-op chain failed {run.errors} of {count} calls ({job['op']})")
+    return run

@@ -1,0 +1,82 @@
+"""What one bench run shares: the servers, the work directory, the figures and the memory
+records; the scenarios (bench/scenarios.py) add to them."""
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from bench.memory import RssWatch
+from bench.nginx import Nginx
+from bench.profiles import Profile
+from bench.services import Glance, NoopChain
+from bench.stats import Figure, Target
+
+
+@dataclass
+class Session:
+    profile: Profile
+    workdir: Path
+    glance: Glance
+    noop: NoopChain
+    nginx: Nginx | None  # None when nginx could not be had
+    figures: dict[str, Figure] = field(default_factory=dict)
+    memory: list[dict] = field(default_factory=list)  # one record per watched operation
+    notes: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def api_url(self) -> str:
+        return self.glance.api.url
+
+    @property
+    def gate_dir(self) -> Path:
+        """Where the FIFOs that start client processes together are made."""
+        return self.workdir / "gate"
+
+    def figure(
+        self,
+        name: str,
+        label: str,
+        unit: str,
+        *,
+        ceiling: str | None = None,
+        target: Target | None = None,
+        group: str = "",
+    ) -> Figure:
+        """The figure called `name`, made on first use."""
+        if name not in self.figures:
+            self.figures[name] = Figure(name, label, unit, [], ceiling, target, group)
+        return self.figures[name]
+
+    def add(self, name: str, value: float) -> None:
+        self.figures[name].samples.append(value)
+
+    @contextlib.contextmanager
+    def watch(self, phase: str) -> Iterator[RssWatch]:
+        """Record per-process RSS of glance-api and glance-registry around one operation."""
+        services = {
+            "glance-api": self.glance.api.pids(),
+            "glance-registry": self.glance.registry.pids(),
+        }
+        with RssWatch(services) as watch:
+            yield watch
+        self.memory.append(
+            {
+                "phase": phase,
+                "services": {
+                    name: [vars(proc) for proc in procs] for name, procs in watch.result.items()
+                },
+            }
+        )
+
+    def delete_image(self, image_id: str) -> None:
+        resp = requests.delete(f"{self.api_url}/v1/images/{image_id}", timeout=60)
+        if resp.status_code != 200:
+            raise RuntimeError(f"delete of {image_id} answered {resp.status_code}: {resp.text}")
+
+    def say(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", flush=True)
