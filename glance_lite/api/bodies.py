@@ -56,6 +56,10 @@ class BodyReader:
     def abandon(self, req: webob.Request) -> None:
         environ = req.environ
         stream = environ.get("wsgi.input")
+        if getattr(stream, "should_send_hundred_continue", False):
+            # The client waits for "100 Continue" before sending the body: never read it
+            # (the server then closes the connection after the answer by itself).
+            stream = None
         left = self.discard_limit
         with contextlib.suppress(OSError, ValueError):
             while stream is not None and left > 0:
