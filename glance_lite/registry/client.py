@@ -166,6 +166,9 @@ def registry_error(resp: requests.Response) -> exceptions.GlanceLiteError:
 
 def pooled_session(pool_size: int) -> requests.Session:
     session = requests.Session()
+    # No proxy settings or .netrc from the environment, read on every call otherwise:
+    # the registry is an internal service reached directly, as Glance's client did.
+    session.trust_env = False
     adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -20,6 +20,31 @@ def direct_call(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
+class Finished:
+    """A handle on work that already ran: wait() returns its result or raises its error."""
+
+    def __init__(self, fn: Callable[..., T], *args: Any):
+        self._result = self._error = None
+        try:
+            self._result = fn(*args)
+        except BaseException as err:
+            self._error = err
+
+    def wait(self):
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def starter(offload: Callable) -> Callable:
+    """`offload.start` when the offload can run work in the background (the server's
+    thread pool can), else a stand-in that runs the work through `offload` at once."""
+    start = getattr(offload, "start", None)
+    if start is not None:
+        return start
+    return lambda fn, *args: Finished(offload, fn, *args)
+
+
 class StoreNotFound(exceptions.NotFound):
     def __init__(self, location: str):
         super().__init__(f"Image data not found at {location}")

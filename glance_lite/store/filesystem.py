@@ -26,6 +26,7 @@ from glance_lite.store.base import (
     Store,
     StoreNotFound,
     direct_call,
+    starter,
 )
 
 LOG = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class FilesystemStore(Store):
         self._chunk_size = chunk_size
         self._file_perm = file_perm
         self._offload = offload
+        self._start = starter(offload)
 
     def add(self, image_id: str, chunks: Iterable[bytes], size: int | None) -> AddResult:
         path = self._path_for(image_id)
@@ -138,34 +140,42 @@ class FilesystemStore(Store):
         return nbytes, checksum
 
     def _write(self, fd: int, chunks: Iterable[bytes]) -> tuple[int, str]:
-        """Hash, count and write the chunks, gathering small ones into one writev().
+        """Hash, count and write the chunks, gathering small ones into batches.
 
-        Errors raised by the `chunks` iterator itself pass through untouched.
+        Each batch is hashed and written in the background (two jobs that release the
+        GIL, on the offload's threads) while the next batch is read from `chunks`; at most
+        two batches are in memory. Errors raised by `chunks` itself pass through untouched.
         """
         md5 = hashlib.md5(usedforsecurity=False)
         nbytes = 0
-        pending: list[bytes] = []
-        pending_bytes = 0
-        for chunk in chunks:
-            if not chunk:
-                continue
-            if type(chunk) is not bytes:
-                chunk = bytes(chunk)  # a bytearray/memoryview may be reused by its producer
-            md5.update(chunk)
-            nbytes += len(chunk)
-            pending.append(chunk)
-            pending_bytes += len(chunk)
-            if pending_bytes >= WRITE_BUFFER or len(pending) >= IOV_MAX:
-                self._flush(fd, pending)
-                pending = []
-                pending_bytes = 0
-        if pending:
-            self._flush(fd, pending)
+        batch: list[bytes] = []
+        batch_bytes = 0
+        in_flight: tuple = ()
+        try:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                if type(chunk) is not bytes:
+                    chunk = bytes(chunk)  # a bytearray/memoryview may be reused by its producer
+                nbytes += len(chunk)
+                batch.append(chunk)
+                batch_bytes += len(chunk)
+                if batch_bytes >= WRITE_BUFFER or len(batch) >= IOV_MAX:
+                    _finish(in_flight)
+                    in_flight = self._start_batch(fd, md5, batch)
+                    batch = []
+                    batch_bytes = 0
+            _finish(in_flight)
+            in_flight = ()
+            if batch:
+                _finish(self._start_batch(fd, md5, batch))
+        except BaseException:
+            _abandon(in_flight)
+            raise
         return nbytes, md5.hexdigest()
 
-    def _flush(self, fd: int, buffers: list[bytes]) -> None:
-        with _storage_errors():
-            self._offload(_writev_all, fd, buffers)
+    def _start_batch(self, fd: int, md5, batch: list[bytes]) -> tuple:
+        return (self._start(_hash_all, md5, batch), self._start(_writev_all, fd, batch))
 
     def _publish(self, tmp: str, path: str, image_id: str) -> None:
         """Give the synced temporary file its final name, durably; never overwrite."""
@@ -307,6 +317,25 @@ def _storage_errors() -> Iterator[None]:
         if err.errno in _DENIED:
             raise StorageWriteDenied() from err
         raise
+
+
+def _finish(jobs: tuple) -> None:
+    """Wait for every job; a full or read-only medium becomes its store error."""
+    with _storage_errors():
+        for job in jobs:
+            job.wait()
+
+
+def _abandon(jobs: tuple) -> None:
+    """Wait for jobs whose results no longer matter (the file is about to go)."""
+    for job in jobs:
+        with contextlib.suppress(BaseException):
+            job.wait()
+
+
+def _hash_all(md5, buffers: list[bytes]) -> None:
+    for buf in buffers:
+        md5.update(buf)
 
 
 def _writev_all(fd: int, buffers: list[bytes]) -> None:

@@ -187,7 +187,7 @@ def test_blocking_work_goes_through_offload(datadir):
 
     store = FilesystemStore(str(datadir), offload=offload)
     store.add(IMAGE_ID, iter([b"x" * WRITE_BUFFER, b"y"]), None)
-    assert calls == ["_writev_all", "_writev_all", "fsync", "_fsync_dir"]
+    assert calls == ["_hash_all", "_writev_all", "_hash_all", "_writev_all", "fsync", "_fsync_dir"]
 
 
 # -- permissions
