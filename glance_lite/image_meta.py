@@ -93,7 +93,7 @@ _TRUE_STRINGS = frozenset({"1", "t", "true", "on", "y", "yes"})
 
 def format_time(value: datetime.datetime | None) -> str | None:
     """A naive-UTC datetime as `YYYY-MM-DDTHH:MM:SS.ffffff`; None stays None."""
-    return None if value is None else value.strftime(TIME_FORMAT)
+    return None if value is None else value.isoformat(timespec="microseconds")
 
 
 def parse_isotime(value: str) -> datetime.datetime:
@@ -215,7 +215,9 @@ def _json_value(value):
 def image_to_json(image_meta: dict, *, with_locations: bool = True) -> dict:
     """The JSON image dict: core fields, `properties`, and (registry) the locations."""
     fields = CORE_FIELDS + LOCATION_FIELDS if with_locations else CORE_FIELDS
-    body = {key: _json_value(image_meta.get(key)) for key in fields}
+    body = {key: image_meta.get(key) for key in fields}
+    for key in TIMESTAMP_FIELDS:
+        body[key] = _json_value(body[key])
     body["properties"] = dict(image_meta.get("properties") or {})
     return body
 

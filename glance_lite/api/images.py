@@ -40,12 +40,15 @@ class ImagesController:
     # --- reading ------------------------------------------------------------------
 
     def index(self, req: webob.Request) -> webob.Response:
-        images = self._repo(req).list(self._list_params(req), detail=False)
-        return wsgi.json_response({"images": images})
+        return self._listing(req, detail=False)
 
     def detail(self, req: webob.Request) -> webob.Response:
-        images = self._repo(req).list(self._list_params(req), detail=True)
-        return wsgi.json_response({"images": [serializers.image_to_json(i) for i in images]})
+        return self._listing(req, detail=True)
+
+    def _listing(self, req: webob.Request, *, detail: bool) -> webob.Response:
+        # The registry's JSON goes through as it came (see RegistryClient.get_images_json).
+        document = self._repo(req).list(self._list_params(req), detail=detail)
+        return webob.Response(body=document, content_type="application/json", charset=None)
 
     @staticmethod
     def _list_params(req: webob.Request) -> list[tuple[str, str]]:

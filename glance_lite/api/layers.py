@@ -6,6 +6,7 @@ stacks them, outermost first: policy, protections, quotas, then the repository.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 
@@ -109,8 +110,12 @@ class ProtectionLayer(Layer):
             image = {**image, "properties": props}
         return image
 
-    def list(self, params, *, detail: bool):
-        return [self._readable(i) for i in self.inner.list(params, detail=detail)]
+    def list(self, params, *, detail: bool) -> bytes:
+        document = self.inner.list(params, detail=detail)
+        if not detail:
+            return document  # a brief listing has no properties
+        images = [self._readable(i) for i in json.loads(document)["images"]]
+        return json.dumps({"images": images}).encode("utf-8")
 
     def get(self, image_id: str) -> dict:
         return self._readable(self.inner.get(image_id))

@@ -45,8 +45,9 @@ class ImageRepository:
 
     # --- metadata ------------------------------------------------------------------
 
-    def list(self, params: Iterable[tuple[str, str]], *, detail: bool) -> list[dict]:
-        return self.registry.get_images(self.context, params, detail=detail)
+    def list(self, params: Iterable[tuple[str, str]], *, detail: bool) -> bytes:
+        """The listing as the JSON document glance-api answers: `{"images": [...]}`."""
+        return self.registry.get_images_json(self.context, params, detail=detail)
 
     def get(self, image_id: str) -> dict:
         try:

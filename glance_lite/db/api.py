@@ -347,8 +347,8 @@ def _metadata(encoded: str | None) -> dict:
 
 
 def _image_dict(row: sa.Row, properties: dict, locations: list[dict]) -> dict:
-    image = {key: getattr(row, key) for key in IMAGE_COLUMNS}
-    image["is_public"] = row.visibility == "public"
+    image = row._asdict()  # every column of the images table (hot on listings)
+    image["is_public"] = image.pop("visibility") == "public"
     image["properties"] = properties
     image["location_data"] = locations
     image["location"] = next((loc["url"] for loc in locations if loc["status"] == "active"), None)
@@ -637,23 +637,43 @@ class Database:
         row.setdefault("protected", False)
         row.setdefault("min_disk", 0)
         row.setdefault("min_ram", 0)
+        if self.engine.dialect.name == "mysql":
+            # Glance's DATETIME columns hold whole seconds there; store and return the same.
+            for key in ("created_at", "updated_at", "deleted_at"):
+                if isinstance(row.get(key), datetime.datetime):
+                    row[key] = row[key].replace(microsecond=0)
         with self._write() as conn:
-            self._insert_image(conn, row)
-            self._set_properties(conn, row["id"], properties, purge=False, now=now)
+            try:
+                conn.execute(images.insert().values(**row))
+            except sa.exc.IntegrityError:
+                # the id is the only unique column a create can collide on
+                raise exceptions.Conflict(
+                    f"Image with identifier {row['id']} already exists!"
+                ) from None
+            if properties:
+                conn.execute(
+                    props.insert(),
+                    [
+                        {
+                            "image_id": row["id"],
+                            "name": name,
+                            "value": value,
+                            "created_at": now,
+                            "updated_at": now,
+                            "deleted": False,
+                        }
+                        for name, value in properties.items()
+                    ],
+                )
             if locations:
                 self._set_locations(conn, row["id"], locations, now=now)
-            return self._load_image(conn, row["id"])
-
-    def _insert_image(self, conn: sa.Connection, row: dict) -> None:
-        duplicate = exceptions.Conflict(f"Image with identifier {row['id']} already exists!")
-        exists = conn.execute(sa.select(images.c.id).where(images.c.id == row["id"])).first()
-        if exists:
-            raise duplicate
-        try:
-            with conn.begin_nested():
-                conn.execute(images.insert().values(**row))
-        except sa.exc.IntegrityError:
-            raise duplicate from None
+                return self._load_image(conn, row["id"])
+        # Nothing but what was just written: no need to read it back.
+        created = {key: row.get(key) for key in IMAGE_COLUMNS}
+        created["deleted"] = bool(created["deleted"])
+        created["is_public"] = row["visibility"] == "public"
+        created.update(properties=dict(properties), location_data=[], location=None)
+        return created
 
     @_db_call
     def image_update(

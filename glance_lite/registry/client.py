@@ -50,6 +50,15 @@ class RegistryClient:
         path = "/images/detail" if detail else "/images"
         return self._call(context, "GET", path, params=list(params)).json()["images"]
 
+    def get_images_json(
+        self, context: RequestContext, params: Iterable[tuple[str, str]], *, detail: bool
+    ) -> bytes:
+        """The registry's listing document `{"images": [...]}` as it sent it, without
+        locations: what glance-api answers, so it need not be parsed and written again."""
+        path = "/images/detail" if detail else "/images"
+        extra = {headers.OMIT_LOCATIONS: "true"}
+        return self._call(context, "GET", path, params=list(params), extra=extra).content
+
     def get_image(self, context: RequestContext, image_id: str) -> dict:
         return self._call(context, "GET", f"/images/{_segment(image_id)}").json()["image"]
 

@@ -31,7 +31,9 @@ class ImagesController:
 
     def detail(self, req: webob.Request) -> webob.Response:
         images = self._list(req)
-        return wsgi.json_response({"images": [im.image_to_json(i) for i in images]})
+        with_locations = req.headers.get(headers.OMIT_LOCATIONS) != "true"
+        body = [im.image_to_json(i, with_locations=with_locations) for i in images]
+        return wsgi.json_response({"images": body})
 
     def _list(self, req: webob.Request) -> list[dict]:
         ctx = context.from_environ(req.environ)

@@ -184,3 +184,18 @@ def test_a_refused_upload_asks_the_server_to_close_the_connection(make_api):
     resp = req.get_response(api.app)
     assert resp.status_int == 400
     assert closed == [True]
+
+
+def test_detail_listing_has_no_locations_and_hides_protected_properties(make_api, tmp_path):
+    rules = tmp_path / "protections.conf"
+    rules.write_text(
+        "[^secret_.*]\ncreate = @\nread = admin\nupdate = admin\ndelete = admin\n"
+        "[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n"
+    )
+    api = make_api(protections=PropertyProtections.from_file(str(rules), "roles", None))
+    api.upload(headers={"x-image-meta-property-secret_x": "1", "x-image-meta-property-os": "l"})
+    (image,) = api.call("GET", "/images/detail").json["images"]
+    assert "location" not in image and "location_data" not in image
+    assert image["properties"] == {"os": "l"}
+    (brief,) = api.call("GET", "/images").json["images"]
+    assert set(brief) == {"id", "name", "size", "disk_format", "container_format", "checksum"}

@@ -430,3 +430,14 @@ def test_purge_validates_its_arguments(sqlite_database):
         sqlite_database.purge_deleted_rows(-1, 10)
     with pytest.raises(exceptions.Invalid, match=r"Minimal rows limit is 1\."):
         sqlite_database.purge_deleted_rows(1, 0)
+
+
+def test_create_returns_what_a_read_gives(database):
+    then = datetime.datetime(2016, 5, 10, 21, 35, 15)
+    for values in (
+        {"name": "plain"},
+        {"name": "full", "is_public": True, "properties": {"a": "1", "b": None}},
+        {"updated_at": then, "deleted": True, "deleted_at": then, "min_ram": 5},
+    ):
+        created = database.image_create(ADMIN, values)
+        assert created == database.image_get(ADMIN, created["id"], force_show_deleted=True)
