@@ -2,31 +2,13 @@
 
 import sys
 
+from glance_lite import cmd
+
 
 def main(argv: list[str] | None = None) -> None:
-    from glance_lite import server
+    from glance_lite import config
 
-    server.monkey_patch()
-
-    from glance_lite import config, exceptions, log, wsgi
-
-    service = "glance-api"
-    try:
-        conf = config.load(service, config.register_api_opts, argv)
-    except Exception as exc:  # oslo.config's errors carry a readable message
-        server.fail(str(exc))
-    config.set(conf, offload=server.thread_offload)
-    log.setup(conf, service)
-    svc = server.Service(
-        service,
-        conf,
-        lambda: wsgi.load_paste_app(conf, service),
-        config.DEFAULT_PORTS[service],
-    )
-    try:
-        svc.serve()
-    except exceptions.ConfigError as exc:
-        server.fail(str(exc))
+    cmd.serve("glance-api", config.register_api_opts, argv)
 
 
 if __name__ == "__main__":

@@ -3,37 +3,25 @@
 import ipaddress
 import sys
 
+from glance_lite import cmd
+
 
 def main(argv: list[str] | None = None) -> None:
-    from glance_lite import server
+    from glance_lite import config
 
-    server.monkey_patch()
+    cmd.serve("glance-registry", config.register_registry_opts, argv, check=require_secret)
 
-    from glance_lite import config, exceptions, log, wsgi
 
-    service = "glance-registry"
-    try:
-        conf = config.load(service, config.register_registry_opts, argv)
-    except Exception as exc:  # oslo.config's errors carry a readable message
-        server.fail(str(exc))
-    config.set(conf)
-    log.setup(conf, service)
+def require_secret(conf) -> None:
+    """A registry reachable from other machines must demand the shared secret."""
+    from glance_lite import exceptions
+
     if not conf.registry_shared_secret and not is_loopback(conf.bind_host):
-        server.fail(
+        raise exceptions.ConfigError(
             f"bind_host is {conf.bind_host}, which is not a loopback address: set "
             "registry_shared_secret in [DEFAULT] so that only glance-api and the other "
             "tools that know it can reach the registry"
         )
-    svc = server.Service(
-        service,
-        conf,
-        lambda: wsgi.load_paste_app(conf, service),
-        config.DEFAULT_PORTS[service],
-    )
-    try:
-        svc.serve()
-    except exceptions.ConfigError as exc:
-        server.fail(str(exc))
 
 
 def is_loopback(host: str) -> bool:

@@ -47,24 +47,7 @@ members = models.image_members
 tags = models.image_tags
 
 # The v1 image dict: these columns plus is_public, properties, location, location_data.
-IMAGE_COLUMNS = (
-    "id",
-    "name",
-    "status",
-    "size",
-    "virtual_size",
-    "disk_format",
-    "container_format",
-    "min_disk",
-    "min_ram",
-    "checksum",
-    "owner",
-    "protected",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "deleted",
-)
+IMAGE_COLUMNS = tuple(key for key in image_meta.CORE_FIELDS if key != "is_public")
 _WRITABLE = frozenset(IMAGE_COLUMNS) | {"visibility"}
 _PROTECTED_ON_UPDATE = ("created_at", "updated_at", "deleted_at", "deleted")
 _INT_LIMITS = {
