@@ -165,6 +165,7 @@ def _has_four_byte(value: object) -> bool:
 
 
 def _check_four_byte(values: dict, properties: dict) -> None:
+    _check_no_nul(values, properties)
     for key, value in values.items():
         if _has_four_byte(value):
             raise exceptions.Invalid(f"{key.title()} can't contain 4 byte unicode characters.")
@@ -173,6 +174,18 @@ def _check_four_byte(values: dict, properties: dict) -> None:
             raise exceptions.Invalid("Property names can't contain 4 byte unicode.")
         if _has_four_byte(value):
             raise exceptions.Invalid(f"{name.title()} can't contain 4 byte unicode characters.")
+
+
+def _check_no_nul(values: dict, properties: dict) -> None:
+    """PostgreSQL cannot store a NUL character in text; refuse it on every backend."""
+    for key, value in values.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise exceptions.Invalid(f"{key.title()} can't contain NUL characters.")
+    for name, value in properties.items():
+        if "\x00" in name:
+            raise exceptions.Invalid("Property names can't contain NUL characters.")
+        if isinstance(value, str) and "\x00" in value:
+            raise exceptions.Invalid(f"{name.title()} can't contain NUL characters.")
 
 
 def _as_int(key: str, value: object) -> int | None:

@@ -158,6 +158,9 @@ def list_query(params, ctx, *, limit_param_default: int, api_limit_max: int) -> 
 
     Checks run in Glance's order, so a query with several faults names the same one.
     """
+    for name, value in params.items():
+        if "\x00" in name or "\x00" in value:  # no database compares text with NUL
+            raise exceptions.Invalid(f"Bad value passed to filter {name!r}: a NUL character")
     filters = glance_filters(params, ctx)
     query = {
         "filters": filters,

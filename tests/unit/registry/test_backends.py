@@ -113,3 +113,30 @@ def test_visibility_and_memberships_agree_on_every_backend(any_registry):
     assert alice.delete(f"/images/{shared}/members/carol").status_int == 204
     assert carol.ids() == []
     assert alice.delete(f"/images/{shared}/members/carol").status_int == 404
+
+
+def test_nul_characters_are_refused_on_every_backend(database):
+    import json
+
+    import webob
+
+    from glance_lite import context
+    from glance_lite.registry.app import make_app
+
+    app = context.UnauthenticatedContext(
+        make_app(database=database, api_limit_max=1000, limit_param_default=25),
+        owner_is_tenant=True,
+    )
+    for image in (
+        {"name": "a\u0000b", "status": "queued"},
+        {"status": "queued", "properties": {"k": "v\u0000"}},
+        {"status": "queued", "properties": {"k\u0000": "v"}},
+    ):
+        req = webob.Request.blank(
+            "/images", method="POST", body=json.dumps({"image": image}).encode()
+        )
+        req.content_type = "application/json"
+        resp = req.get_response(app)
+        assert resp.status_int == 400
+        assert "NUL" in resp.text
+    assert webob.Request.blank("/images?name=a%00b").get_response(app).status_int == 400
