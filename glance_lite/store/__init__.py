@@ -37,9 +37,10 @@ store_opts = [
     ),
     cfg.IntOpt(
         "filesystem_store_chunk_size",
-        default=65536,
+        default=1024 * 1024,
         min=1,
-        help="Size in bytes of the pieces the file store reads image files in.",
+        help="Size in bytes of the pieces the file store reads image files in (Glance: "
+        "65536; larger reads make downloads markedly faster).",
     ),
     cfg.IntOpt(
         "filesystem_store_file_perm",

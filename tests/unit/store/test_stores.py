@@ -73,7 +73,7 @@ def test_options_have_glances_names_and_defaults():
     assert group.stores == ["file", "http"]
     assert group.default_store == "file"
     assert group.filesystem_store_datadir == "/var/lib/glance/images"
-    assert group.filesystem_store_chunk_size == 65536
+    assert group.filesystem_store_chunk_size == 1024 * 1024
     assert group.filesystem_store_file_perm == 0
     assert all(opt.help for opt in store.store_opts)
     assert store.list_opts() == [("glance_store", store.store_opts)]
