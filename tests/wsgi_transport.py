@@ -48,5 +48,6 @@ class WSGIAdapter(requests.adapters.BaseAdapter):
 
 def session_for(app, base_url: str = "http://registry.test") -> requests.Session:
     session = requests.Session()
+    session.trust_env = False  # as the real client's session
     session.mount(base_url, WSGIAdapter(app))
     return session
