@@ -241,7 +241,7 @@ image_opts = [
     ),
     cfg.IntOpt(
         "upload_chunk_size",
-        default=256 * 1024,
+        default=1024 * 1024,
         min=4096,
         help="Bytes read from an upload's body at a time.",
     ),
