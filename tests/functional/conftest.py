@@ -155,16 +155,6 @@ def _complete(data: bytes) -> bool:
     return False
 
 
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
-
 class Deployments:
     """Starts deployments on demand and stops them all at the end of its scope."""
 

@@ -17,6 +17,17 @@ def script(name: str) -> str:
     return str(BIN / name)
 
 
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something true (which is returned), or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
 def write_conf(path: Path, sections: dict[str, dict[str, object]]) -> Path:
     lines = []
     for section, options in sections.items():

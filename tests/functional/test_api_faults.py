@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from tests.functional.conftest import read_response, wait_for
+from tests.functional.conftest import read_response
+from tests.functional.servers import wait_for
 
 pytestmark = pytest.mark.functional
 

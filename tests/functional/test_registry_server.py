@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.functional.servers import ServerProcess, db_sync, registry_conf, script
+from tests.functional.servers import ServerProcess, db_sync, registry_conf, script, wait_for
 
 pytestmark = pytest.mark.functional
 
@@ -39,16 +39,6 @@ def create(url, **image):
 def children(pid: int) -> set[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return {int(p) for p in text.split()}
-
-
-def wait_for(predicate, timeout=15.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def open_partial_request(port: int, body: bytes) -> socket.socket:
