@@ -147,8 +147,9 @@ Try:
   curl -s -X POST http://127.0.0.1:$API_PORT/v1/images \\
        -H 'Content-Type: application/octet-stream' -H 'x-image-meta-name: demo' \\
        -H 'x-image-meta-disk_format: raw' -H 'x-image-meta-container_format: bare' \\
-       --data-binary @/tmp/demo.img
-  curl -s http://127.0.0.1:$API_PORT/v1/images
+       -H 'x-image-meta-is_public: true' --data-binary @/tmp/demo.img
+  curl -s http://127.0.0.1:$API_PORT/v1/images          # public images
+  curl -s 'http://127.0.0.1:$API_PORT/v1/images?is_public=none'   # every image
   glance --os-image-api-version 1 --os-image-url http://127.0.0.1:$API_PORT \\
        --os-auth-token local image-list
 Stop with: make stop
