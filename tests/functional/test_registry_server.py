@@ -332,3 +332,29 @@ def test_unreachable_database_is_503_with_a_clear_message(tmp_path):
         assert "glance:glance" not in resp.text
     finally:
         server.stop()
+
+
+def test_a_waiting_postgresql_query_does_not_block_the_worker(tmp_path, postgresql_url):
+    """A query stuck behind a lock must leave the worker free to answer other requests
+    (psycopg's wait must be green under eventlet)."""
+    from glance_lite.db import session
+
+    server = start_registry(tmp_path, postgresql_url, workers=0)
+    engine = session.create_engine(postgresql_url)
+    try:
+        with (
+            engine.connect() as conn,
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            conn.exec_driver_sql("LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
+            stuck = pool.submit(requests.get, f"{server.url}/images", timeout=60)
+            time.sleep(0.5)
+            assert not stuck.done()
+            other = requests.get(f"{server.url}/healthcheck", timeout=10)
+            assert other.status_code == 200
+            assert not stuck.done()
+            conn.rollback()  # releases the lock
+            assert stuck.result().status_code == 200
+    finally:
+        engine.dispose()
+        server.stop()
