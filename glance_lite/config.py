@@ -268,32 +268,23 @@ manage_opts = [
 ]
 
 
+port_file_opt = cfg.StrOpt("port-file", dest="port_file", help="Write the bound port here.")
+
+
+def register_listed(conf: cfg.ConfigOpts, listing) -> None:
+    """Register every option of a `list_*_opts()` listing (the generator's view)."""
+    for group, options in listing:
+        conf.register_opts(options, group=None if group == "DEFAULT" else group)
+
+
 def register_registry_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(logging_opts)
-    conf.register_cli_opts(
-        [cfg.StrOpt("port-file", dest="port_file", help="Write the bound port here.")]
-    )
-    conf.register_opts(server_opts + context_opts + paging_opts)
-    conf.register_opts([registry_bind_host_opt, registry_secret_opt])
-    conf.register_opts(database_opts, group="database")
-    conf.register_opts(paste_deploy_opts, group="paste_deploy")
+    conf.register_cli_opts([port_file_opt])
+    register_listed(conf, list_registry_opts())
 
 
 def register_api_opts(conf: cfg.ConfigOpts) -> None:
-    from glance_lite import store
-    from glance_lite.api import policy
-
-    conf.register_opts(logging_opts)
-    conf.register_cli_opts(
-        [cfg.StrOpt("port-file", dest="port_file", help="Write the bound port here.")]
-    )
-    conf.register_opts(server_opts + context_opts + paging_opts)
-    conf.register_opts([api_bind_host_opt, registry_secret_opt])
-    conf.register_opts(registry_client_opts + image_opts)
-    conf.register_opts(image_format_opts, group="image_format")
-    conf.register_opts(paste_deploy_opts, group="paste_deploy")
-    for group, options in store.list_opts() + policy.list_opts():
-        conf.register_opts(options, group=group)
+    conf.register_cli_opts([port_file_opt])
+    register_listed(conf, list_api_opts())
 
 
 def list_api_opts():
@@ -322,9 +313,7 @@ def list_api_opts():
 
 
 def register_manage_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(logging_opts)
-    conf.register_opts(database_opts, group="database")
-    conf.register_opts(manage_opts)
+    register_listed(conf, list_manage_opts())
 
 
 def list_registry_opts():

@@ -79,40 +79,24 @@ wait_healthy() {  # wait_healthy NAME URL PIDFILE LOG
     exit 1
 }
 
-start_registry() {
-    local pidfile=$STATE/run/glance-registry.pid log=$STATE/logs/glance-registry.log
+start_one() {  # start_one NAME PORT PORT_VARIABLE
+    local name=$1 port=$2 pidfile=$STATE/run/$1.pid log=$STATE/logs/$1.log
+    local confs=(--config-file "$ROOT/etc/$name.conf" --config-file "$STATE/etc/$name.conf")
     if pid_alive "$pidfile"; then
-        say "glance-registry already running (pid $(cat "$pidfile"))"
+        say "$name already running (pid $(cat "$pidfile"))"
         return
     fi
-    if port_taken "$REGISTRY_PORT"; then
-        echo "port $REGISTRY_PORT is taken by another program: stop it or set GLANCE_REGISTRY_PORT" >&2
+    if port_taken "$port"; then
+        echo "port $port is taken by another program: stop it or set $3" >&2
         exit 1
     fi
-    "$BIN/glance-manage" --config-file "$ROOT/etc/glance-registry.conf" \
-        --config-file "$STATE/etc/glance-registry.conf" db_sync
-    nohup "$BIN/glance-registry" --config-file "$ROOT/etc/glance-registry.conf" \
-        --config-file "$STATE/etc/glance-registry.conf" >>"$STATE/logs/glance-registry.out" 2>&1 &
-    echo $! >"$pidfile"
-    wait_healthy glance-registry "http://127.0.0.1:$REGISTRY_PORT" "$pidfile" "$log"
-    say "glance-registry running (pid $(cat "$pidfile"))"
-}
-
-start_api() {
-    local pidfile=$STATE/run/glance-api.pid log=$STATE/logs/glance-api.log
-    if pid_alive "$pidfile"; then
-        say "glance-api already running (pid $(cat "$pidfile"))"
-        return
+    if [ "$name" = glance-registry ]; then
+        "$BIN/glance-manage" "${confs[@]}" db_sync
     fi
-    if port_taken "$API_PORT"; then
-        echo "port $API_PORT is taken by another program: stop it or set GLANCE_API_PORT" >&2
-        exit 1
-    fi
-    nohup "$BIN/glance-api" --config-file "$ROOT/etc/glance-api.conf" \
-        --config-file "$STATE/etc/glance-api.conf" >>"$STATE/logs/glance-api.out" 2>&1 &
+    nohup "$BIN/$name" "${confs[@]}" >>"$STATE/logs/$name.out" 2>&1 &
     echo $! >"$pidfile"
-    wait_healthy glance-api "http://127.0.0.1:$API_PORT" "$pidfile" "$log"
-    say "glance-api running (pid $(cat "$pidfile"))"
+    wait_healthy "$name" "http://127.0.0.1:$port" "$pidfile" "$log"
+    say "$name running (pid $(cat "$pidfile"))"
 }
 
 stop_one() {  # stop_one NAME
@@ -133,8 +117,8 @@ stop_one() {  # stop_one NAME
 case "${1:-}" in
 start)
     write_configs
-    start_registry
-    start_api
+    start_one glance-registry "$REGISTRY_PORT" GLANCE_REGISTRY_PORT
+    start_one glance-api "$API_PORT" GLANCE_API_PORT
     cat <<EOM
 
 glance-api:      http://127.0.0.1:$API_PORT   (log: $STATE/logs/glance-api.log)

@@ -351,6 +351,21 @@ def _image_dict(row: sa.Row, properties: dict, locations: list[dict]) -> dict:
     return image
 
 
+def _property_rows(image_id: str, properties: dict, now: datetime.datetime) -> list[dict]:
+    """New image_properties rows for `properties`."""
+    return [
+        {
+            "image_id": image_id,
+            "name": name,
+            "value": value,
+            "created_at": now,
+            "updated_at": now,
+            "deleted": False,
+        }
+        for name, value in properties.items()
+    ]
+
+
 def _member_dict(row: sa.Row) -> dict:
     return {key: getattr(row, key) for key in MEMBER_COLUMNS}
 
@@ -647,20 +662,7 @@ class Database:
                     f"Image with identifier {row['id']} already exists!"
                 ) from None
             if properties:
-                conn.execute(
-                    props.insert(),
-                    [
-                        {
-                            "image_id": row["id"],
-                            "name": name,
-                            "value": value,
-                            "created_at": now,
-                            "updated_at": now,
-                            "deleted": False,
-                        }
-                        for name, value in properties.items()
-                    ],
-                )
+                conn.execute(props.insert(), _property_rows(row["id"], properties, now))
             if locations:
                 self._set_locations(conn, row["id"], locations, now=now)
                 return self._load_image(conn, row["id"])
@@ -869,18 +871,9 @@ class Database:
             for name, value in properties.items()
             if name in existing
         ]
-        inserts = [
-            {
-                "image_id": image_id,
-                "name": name,
-                "value": value,
-                "created_at": now,
-                "updated_at": now,
-                "deleted": False,
-            }
-            for name, value in properties.items()
-            if name not in existing
-        ]
+        inserts = _property_rows(
+            image_id, {k: v for k, v in properties.items() if k not in existing}, now
+        )
         if updates:
             conn.execute(
                 props.update()
