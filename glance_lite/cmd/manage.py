@@ -80,6 +80,15 @@ def db_purge(
     api.Database(engine).purge_deleted_rows(age, rows)
 
 
+def db_rebuild_listings(conf: cfg.ConfigOpts, engine: sa.Engine) -> None:
+    """Render every image's stored listing entry again (after another program, such as
+    Glance itself, wrote image rows without them)."""
+    if migration.head(conf.migrations_dir) not in migration.current_heads(engine):
+        sys.exit('The database is not up to date: run "glance-manage db sync" first.')
+    count = api.Database(engine).rebuild_listing_documents()
+    print(f"Rebuilt the listing entries of {count} image(s).")
+
+
 def _int_arg(name: str, value: str) -> int:
     try:
         return int(value)
@@ -110,6 +119,7 @@ ACTIONS: dict[str, tuple[Callable, bool]] = {
     "version_control": (db_version_control, True),
     "sync": (db_sync, True),
     "purge": (db_purge, False),
+    "rebuild_listings": (db_rebuild_listings, False),
 }
 
 
@@ -126,7 +136,7 @@ def add_command_parsers(subparsers) -> None:
     purge.add_argument("--age_in_days", default="30", metavar="<days>")
     purge.add_argument("--max_rows", default="100", metavar="<rows>")
     for name, (action_fn, versioned) in ACTIONS.items():
-        if name == "purge":
+        if name in ("purge", "rebuild_listings"):  # no legacy db_ spelling in Glance
             continue
         legacy = subparsers.add_parser(f"db_{name}")
         if versioned:

@@ -4,9 +4,17 @@ Only the registry uses this module. Statements are SQLAlchemy Core on the tables
 models.py; every public method is one transaction (retried as a whole when SQLite is
 busy or a server reports a deadlock) and returns plain dicts. Behaviour follows Glance
 Queens' glance/db/sqlalchemy/api.py as described in registry-v1.md and api-v1.md.
+
+The image paths (show, list, create, update, delete) run statements compiled once per
+dialect on the DBAPI cursor (prepared.py, statements.py, listing.py); members, usage and
+purge use Core directly. Every write that changes what an image's detail-listing entry
+shows stores that entry's JSON in images.listing_doc in the same transaction
+(`_finish_write`, or the INSERT of a create), so a detail listing reads text only.
 """
 
+import collections
 import contextlib
+import dataclasses
 import datetime
 import functools
 import json
@@ -22,7 +30,7 @@ import sqlalchemy as sa
 
 from glance_lite import exceptions, image_meta
 from glance_lite.context import RequestContext
-from glance_lite.db import models, session
+from glance_lite.db import listing, models, prepared, session, statements
 
 LOG = logging.getLogger(__name__)
 
@@ -32,7 +40,6 @@ SORT_KEYS = image_meta.SORT_KEYS
 SORT_DIRS = image_meta.SORT_DIRS
 MAX_INT = image_meta.INT_MAX
 MAX_BIGINT = image_meta.BIGINT_MAX
-EPOCH = datetime.datetime(1970, 1, 1)
 
 RETRY_ATTEMPTS = 12
 RETRY_BASE_DELAY = 0.02
@@ -207,19 +214,7 @@ def _as_int(key: str, value: object) -> int | None:
     return number
 
 
-def _as_datetime(key: str, value: object) -> datetime.datetime | None:
-    if value is None or isinstance(value, datetime.datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise exceptions.Invalid(f"Invalid datetime value for '{key}': {value!r}") from None
-    else:
-        raise exceptions.Invalid(f"Invalid datetime value for '{key}': {value!r}")
-    if parsed is not None and parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
-    return parsed
+_as_datetime = listing.as_datetime
 
 
 def _check_status(status: object) -> None:
@@ -342,8 +337,12 @@ def _metadata(encoded: str | None) -> dict:
     return decoded if isinstance(decoded, dict) else {}
 
 
-def _image_dict(row: sa.Row, properties: dict, locations: list[dict]) -> dict:
-    image = row._asdict()  # every column of the images table (hot on listings)
+# An image row as read: every column but the listing document.
+ImageRow = collections.namedtuple("ImageRow", [column.name for column in listing.ROW_COLUMNS])
+
+
+def _image_dict(row: ImageRow, properties: dict, locations: list[dict]) -> dict:
+    image = row._asdict()  # every column of the image row (hot on listings)
     image["is_public"] = image.pop("visibility") == "public"
     image["properties"] = properties
     image["location_data"] = locations
@@ -352,18 +351,47 @@ def _image_dict(row: sa.Row, properties: dict, locations: list[dict]) -> dict:
 
 
 def _property_rows(image_id: str, properties: dict, now: datetime.datetime) -> list[dict]:
-    """New image_properties rows for `properties`."""
+    """The values of statements.insert_property for new rows of `properties`."""
     return [
-        {
-            "image_id": image_id,
-            "name": name,
-            "value": value,
-            "created_at": now,
-            "updated_at": now,
-            "deleted": False,
-        }
+        {"v_image_id": image_id, "v_name": name, "v_value": value, "v_now": now}
         for name, value in properties.items()
     ]
+
+
+def _listing_document(image: dict) -> str:
+    """What images.listing_doc holds for `image` (a full image dict)."""
+    return image_meta.listing_json(image)
+
+
+def _image_dicts(
+    cur: prepared.Cursor, rows: Sequence[ImageRow], *, with_deleted_locations: bool
+) -> list[dict]:
+    """Image dicts for `rows`: their properties and locations, one IN query each."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    properties: dict[str, dict] = {image_id: {} for image_id in ids}
+    locations: dict[str, list] = {image_id: [] for image_id in ids}
+    for count, values in statements.chunks(ids):
+        for image_id, name, value, deleted in cur.fetch(statements.properties_of, values, count):
+            if not deleted:
+                properties[image_id][name] = value
+        for image_id, loc_id, url, meta_data, status, deleted in cur.fetch(
+            statements.locations_of, values, count
+        ):
+            if with_deleted_locations or not deleted:
+                locations[image_id].append(
+                    {"id": loc_id, "url": url, "metadata": _metadata(meta_data), "status": status}
+                )
+    return [_image_dict(row, properties[row.id], locations[row.id]) for row in rows]
+
+
+def _image_rows(cur: prepared.Cursor, ids: Sequence[str]) -> list[ImageRow]:
+    """The rows of the images `ids` (in no particular order)."""
+    rows = []
+    for count, values in statements.chunks(ids):
+        rows += [ImageRow._make(row) for row in cur.fetch(statements.images_by_ids, values, count)]
+    return rows
 
 
 def _member_dict(row: sa.Row) -> dict:
@@ -373,7 +401,7 @@ def _member_dict(row: sa.Row) -> dict:
 # --- access rules ------------------------------------------------------------------------
 
 
-def _is_mutable(context: RequestContext, row: sa.Row) -> bool:
+def _is_mutable(context: RequestContext, row: ImageRow) -> bool:
     if context.is_admin:
         return True
     if row.owner is None or context.owner is None:
@@ -381,7 +409,7 @@ def _is_mutable(context: RequestContext, row: sa.Row) -> bool:
     return row.owner == context.owner
 
 
-def _check_mutable(context: RequestContext, row: sa.Row) -> None:
+def _check_mutable(context: RequestContext, row: ImageRow) -> None:
     if _is_mutable(context, row):
         return
     if row.visibility in ("public", "community"):
@@ -389,139 +417,50 @@ def _check_mutable(context: RequestContext, row: sa.Row) -> None:
     raise exceptions.NotFound(f"No image found with ID {row.id}")
 
 
-def _regular_visibility(context: RequestContext) -> sa.ColumnElement[bool]:
-    """The listing rule for a non-admin (or admin acting as a user), registry-v1 §2.1."""
-    live_member = sa.and_(members.c.image_id == images.c.id, members.c.deleted.is_(sa.false()))
-    if context.owner is not None:
-        live_member = sa.and_(live_member, members.c.member == context.owner)
-    arms = [
-        images.c.visibility.in_(("public", "community")),
-        sa.and_(images.c.visibility == "shared", sa.exists().where(live_member)),
-    ]
-    if context.owner is not None:
-        arms.append(images.c.owner == context.owner)
-        community = sa.or_(images.c.visibility != "community", images.c.owner == context.owner)
-    else:
-        community = images.c.visibility != "community"
-    return sa.and_(sa.or_(*arms), community)
+@dataclasses.dataclass(frozen=True)
+class _ListQuery:
+    """A checked image_get_all query: its statement shape and bind values (listing.py)."""
+
+    keys: tuple[str, ...]
+    sort_dir: str
+    filters: tuple
+    visibility: tuple
+    values: dict
+    marker: str | None
+    limit: int | None
+    showing_deleted: bool
 
 
-# --- filters and ordering ---------------------------------------------------------------
-
-_EXACT_FILTERS = ("name", "status", "container_format", "disk_format", "id")
-_KNOWN_FILTERS = frozenset(
-    (
-        *_EXACT_FILTERS,
-        "size_min",
-        "size_max",
-        "min_ram",
-        "min_disk",
-        "protected",
-        "changes_since",
-        "deleted",
-        "is_public",
-        "properties",
+def _list_query(
+    context: RequestContext,
+    filters: dict,
+    *,
+    marker: str | None,
+    limit: int | None,
+    sort_key: str,
+    sort_dir: str,
+    admin_as_user: bool,
+) -> _ListQuery:
+    filters = {key: value for key, value in (filters or {}).items() if value is not None}
+    keys = listing.sort_keys(sort_key, sort_dir)
+    if limit is not None and limit < 0:
+        raise exceptions.Invalid("limit param must be positive")
+    filter_shape, values = listing.filter_plan(filters)
+    regular = not context.is_admin or admin_as_user
+    visibility_shape, visibility_values = listing.visibility_plan(context, regular)
+    values.update(visibility_values)
+    if limit is not None:
+        values["limit"] = limit
+    return _ListQuery(
+        keys=keys,
+        sort_dir=sort_dir,
+        filters=filter_shape,
+        visibility=visibility_shape,
+        values=values,
+        marker=marker,
+        limit=limit,
+        showing_deleted="changes_since" in filters or filters.get("deleted") is True,
     )
-)
-
-
-def _filter_int(key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise exceptions.Invalid(f"Bad value passed to filter {key} got {value}")
-    try:
-        return int(value)
-    except ValueError:
-        raise exceptions.Invalid(f"Bad value passed to filter {key} got {value}") from None
-
-
-def _property_match(name: str, value: object) -> sa.ColumnElement[bool]:
-    return sa.exists().where(
-        props.c.image_id == images.c.id,
-        props.c.name == name,
-        props.c.value == (None if value is None else str(value)),
-        props.c.deleted.is_(sa.false()),
-    )
-
-
-def _filter_conditions(filters: dict) -> list[sa.ColumnElement[bool]]:
-    unknown = set(filters) - _KNOWN_FILTERS
-    if unknown:
-        raise exceptions.Invalid(f"Unknown filter: {', '.join(sorted(unknown))}")
-    conds = []
-    for key in _EXACT_FILTERS:
-        if key in filters:
-            value = filters[key]
-            column = images.c[key]
-            is_list = isinstance(value, list | tuple)
-            conds.append(column.in_(list(value)) if is_list else column == value)
-    if "size_min" in filters:
-        conds.append(images.c.size >= _filter_int("size_min", filters["size_min"]))
-    if "size_max" in filters:
-        conds.append(images.c.size <= _filter_int("size_max", filters["size_max"]))
-    for key in ("min_ram", "min_disk"):
-        if key in filters:
-            conds.append(images.c[key] == _filter_int(key, filters[key]))
-    if "protected" in filters:
-        conds.append(images.c.protected == bool(filters["protected"]))
-    if "changes_since" in filters:
-        since = _as_datetime("changes_since", filters["changes_since"])
-        conds.append(images.c.updated_at > since)
-    if "is_public" in filters:
-        public = images.c.visibility == "public"
-        conds.append(public if filters["is_public"] else images.c.visibility != "public")
-    conds += [_property_match(n, v) for n, v in (filters.get("properties") or {}).items()]
-    if "deleted" not in filters and "changes_since" not in filters:
-        filters = {**filters, "deleted": False}
-    if "deleted" in filters:
-        conds.append(images.c.deleted == bool(filters["deleted"]))
-        if not filters["deleted"]:
-            conds.append(images.c.status != "killed")
-    return conds
-
-
-_NULL_AS = {
-    "name": "",
-    "container_format": "",
-    "disk_format": "",
-    "size": 0,
-    "updated_at": EPOCH,
-}
-
-
-def _sort_expression(key: str) -> sa.ColumnElement:
-    """The ordered value of `key`: NULL counts as ''/0/epoch, as in the marker comparison."""
-    column = images.c[key]
-    if key not in _NULL_AS:
-        return column
-    return sa.func.coalesce(column, sa.literal(_NULL_AS[key], column.type))
-
-
-def _marker_condition(
-    keys: Sequence[str], direction: str, marker: sa.Row
-) -> sa.ColumnElement[bool]:
-    """Rows strictly after `marker` in the (keys, direction) order."""
-    after = []
-    for i, key in enumerate(keys):
-        crit = []
-        for previous in keys[:i]:
-            crit.append(_sort_expression(previous) == _marker_value(marker, previous))
-        expr, value = _sort_expression(key), _marker_value(marker, key)
-        crit.append(expr < value if direction == "desc" else expr > value)
-        after.append(sa.and_(*crit))
-    return sa.or_(*after)
-
-
-def _marker_value(marker: sa.Row, key: str) -> object:
-    value = getattr(marker, key)
-    return _NULL_AS.get(key) if value is None else value
-
-
-def _sort_keys(sort_key: str, sort_dir: str) -> list[str]:
-    if sort_key not in SORT_KEYS:
-        raise exceptions.Invalid("Unsupported sort_key. Acceptable values: " + ", ".join(SORT_KEYS))
-    if sort_dir not in SORT_DIRS:
-        raise exceptions.Invalid("Unsupported sort_dir. Acceptable values: asc, desc")
-    return [sort_key] + [key for key in ("created_at", "id") if key != sort_key]
 
 
 class Database:
@@ -530,11 +469,15 @@ class Database:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         self._writer = session.writer(engine)
+        self._statements = prepared.Statements(engine.dialect)
         # SQLite has one writer at a time. Writers of this process queue here (a green
         # lock under eventlet) instead of in SQLite's busy handler, which sleeps without
         # yielding and would stall the green thread that holds the lock.
         sqlite = engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock() if sqlite else contextlib.nullcontext()
+        # On SQLite we emit BEGIN ourselves (session.py); a writer takes the lock up front.
+        self._begin_read = "BEGIN" if sqlite else None
+        self._begin_write = "BEGIN IMMEDIATE" if sqlite else None
 
     @classmethod
     def from_url(
@@ -560,14 +503,30 @@ class Database:
         self.engine.dispose()
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
+    def _read(self) -> Iterator[prepared.Cursor]:
+        with prepared.transaction(self.engine, self._statements, begin=self._begin_read) as cur:
+            yield cur
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[prepared.Cursor]:
+        with (
+            self._write_lock,
+            prepared.transaction(self.engine, self._statements, begin=self._begin_write) as cur,
+        ):
+            yield cur
+
+    @contextlib.contextmanager
+    def _core_read(self) -> Iterator[sa.Connection]:
         with self.engine.begin() as conn:
             yield conn
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def _core_write(self) -> Iterator[sa.Connection]:
         with self._write_lock, self._writer.begin() as conn:
             yield conn
+
+    def _cursor(self, conn: sa.Connection) -> prepared.Cursor:
+        return prepared.of_connection(conn, self._statements)
 
     # --- images -------------------------------------------------------------------------
 
@@ -575,9 +534,9 @@ class Database:
     def image_get(
         self, context: RequestContext, image_id: str, *, force_show_deleted: bool = False
     ) -> dict:
-        with self._read() as conn:
-            row = self._visible_image(conn, context, image_id, force_show_deleted)
-            return self._image_dicts(conn, [row], with_deleted_locations=force_show_deleted)[0]
+        with self._read() as cur:
+            row = self._visible_image(cur, context, image_id, force_show_deleted)
+            return _image_dicts(cur, [row], with_deleted_locations=force_show_deleted)[0]
 
     @_db_call
     def image_get_all(
@@ -591,43 +550,110 @@ class Database:
         sort_dir: str = "desc",
         admin_as_user: bool = False,
     ) -> list[dict]:
-        filters = {key: value for key, value in (filters or {}).items() if value is not None}
-        keys = _sort_keys(sort_key, sort_dir)
-        if limit is not None and limit < 0:
-            raise exceptions.Invalid("limit param must be positive")
-        showing_deleted = "changes_since" in filters or filters.get("deleted") is True
-        conds = _filter_conditions(filters)
-        if not context.is_admin or admin_as_user:
-            conds.append(_regular_visibility(context))
-        with self._read() as conn:
-            if marker is not None:
-                conds.append(self._marker(conn, context, marker, keys, sort_dir, showing_deleted))
-            if limit == 0:
-                return []
-            direction = sa.desc if sort_dir == "desc" else sa.asc
-            stmt = (
-                sa.select(images)
-                .where(*conds)
-                .order_by(*(direction(_sort_expression(key)) for key in keys))
-                .limit(limit)
-            )
-            rows = conn.execute(stmt).all()
-            return self._image_dicts(conn, rows, with_deleted_locations=showing_deleted)
+        query = _list_query(
+            context,
+            filters,
+            marker=marker,
+            limit=limit,
+            sort_key=sort_key,
+            sort_dir=sort_dir,
+            admin_as_user=admin_as_user,
+        )
+        with self._read() as cur:
+            rows = [ImageRow._make(row) for row in self._list(cur, context, "rows", query)]
+            return _image_dicts(cur, rows, with_deleted_locations=query.showing_deleted)
 
-    def _marker(
+    @_db_call
+    def image_get_all_documents(
         self,
-        conn: sa.Connection,
         context: RequestContext,
-        marker: str,
-        keys: list[str],
-        sort_dir: str,
-        showing_deleted: bool,
-    ) -> sa.ColumnElement[bool]:
-        try:
-            row = self._visible_image(conn, context, marker, showing_deleted)
-        except exceptions.NotFound:
-            raise exceptions.Invalid("Invalid marker. Image could not be found.") from None
-        return _marker_condition(keys, sort_dir, row)
+        filters: dict,
+        *,
+        marker: str | None = None,
+        limit: int | None = None,
+        sort_key: str = "created_at",
+        sort_dir: str = "desc",
+        admin_as_user: bool = False,
+    ) -> list[bytes]:
+        """image_get_all's images as their detail-listing JSON without locations.
+
+        Each entry is the text image_meta.listing_json gives for that image (ASCII),
+        encoded: read from images.listing_doc, rendered from the rows where that is NULL.
+        """
+        query = _list_query(
+            context,
+            filters,
+            marker=marker,
+            limit=limit,
+            sort_key=sort_key,
+            sort_dir=sort_dir,
+            admin_as_user=admin_as_user,
+        )
+        with self._read() as cur:
+            rows = self._list(cur, context, "documents", query)
+            documents = [document for _, document in rows]
+            if None not in documents:
+                return documents
+            missing = [image_id for image_id, document in rows if document is None]
+            rendered = {
+                image["id"]: _listing_document(image).encode()
+                for image in _image_dicts(
+                    cur, _image_rows(cur, missing), with_deleted_locations=False
+                )
+            }
+            return [rendered[image_id] if doc is None else doc for image_id, doc in rows]
+
+    @_db_call
+    def image_get_all_index(
+        self,
+        context: RequestContext,
+        filters: dict,
+        *,
+        marker: str | None = None,
+        limit: int | None = None,
+        sort_key: str = "created_at",
+        sort_dir: str = "desc",
+        admin_as_user: bool = False,
+    ) -> list[dict]:
+        """image_get_all's images with the brief-listing keys only (image_meta.INDEX_FIELDS)."""
+        query = _list_query(
+            context,
+            filters,
+            marker=marker,
+            limit=limit,
+            sort_key=sort_key,
+            sort_dir=sort_dir,
+            admin_as_user=admin_as_user,
+        )
+        with self._read() as cur:
+            rows = self._list(cur, context, "index", query)
+        fields = image_meta.INDEX_FIELDS
+        return [dict(zip(fields, row, strict=True)) for row in rows]
+
+    def _list(
+        self, cur: prepared.Cursor, context: RequestContext, select: str, query: _ListQuery
+    ) -> list[tuple]:
+        """The rows of one listing query, `select` naming the columns (listing.SELECTS)."""
+        values = query.values
+        if query.marker is not None:
+            try:
+                row = self._visible_image(cur, context, query.marker, query.showing_deleted)
+            except exceptions.NotFound:
+                raise exceptions.Invalid("Invalid marker. Image could not be found.") from None
+            values = {**values, **listing.marker_values(query.keys, row)}
+        if query.limit == 0:
+            return []
+        return cur.fetch(
+            listing.statement,
+            values,
+            select,
+            query.filters,
+            query.visibility,
+            query.keys,
+            query.sort_dir,
+            query.marker is not None,
+            query.limit is not None,
+        )
 
     @_db_call
     def image_create(self, context: RequestContext, values: dict) -> dict:
@@ -648,29 +674,34 @@ class Database:
         row.setdefault("protected", False)
         row.setdefault("min_disk", 0)
         row.setdefault("min_ram", 0)
+        row["deleted"] = bool(row.get("deleted"))
         if self.engine.dialect.name == "mysql":
             # Glance's DATETIME columns hold whole seconds there; store and return the same.
             for key in ("created_at", "updated_at", "deleted_at"):
                 if isinstance(row.get(key), datetime.datetime):
                     row[key] = row[key].replace(microsecond=0)
-        with self._write() as conn:
+        # Nothing but what is written here: no need to read it back.
+        created = {key: row.get(key) for key in IMAGE_COLUMNS}
+        created["is_public"] = row["visibility"] == "public"
+        created.update(properties=dict(properties), location_data=[], location=None)
+        insert = {f"v_{key}": row.get(key) for key in statements.INSERT_COLUMNS}
+        # The listing entry shows no locations: the values above are all it needs.
+        insert["v_listing_doc"] = _listing_document(created)
+        with self._write() as cur:
             try:
-                conn.execute(images.insert().values(**row))
+                cur.execute(statements.insert_image, insert)
             except sa.exc.IntegrityError:
                 # the id is the only unique column a create can collide on
                 raise exceptions.Conflict(
                     f"Image with identifier {row['id']} already exists!"
                 ) from None
             if properties:
-                conn.execute(props.insert(), _property_rows(row["id"], properties, now))
+                cur.execute_many(
+                    statements.insert_property, _property_rows(row["id"], properties, now)
+                )
             if locations:
-                self._set_locations(conn, row["id"], locations, now=now)
-                return self._load_image(conn, row["id"])
-        # Nothing but what was just written: no need to read it back.
-        created = {key: row.get(key) for key in IMAGE_COLUMNS}
-        created["deleted"] = bool(created["deleted"])
-        created["is_public"] = row["visibility"] == "public"
-        created.update(properties=dict(properties), location_data=[], location=None)
+                self._set_locations(cur, row["id"], locations, now=now)
+                return self._load_image(cur, row["id"])
         return created
 
     @_db_call
@@ -692,13 +723,13 @@ class Database:
             _check_status(row["status"])
         now = models.utcnow()
         row["updated_at"] = now
-        with self._write() as conn:
-            current = self._visible_image(conn, context, image_id)
+        with self._write() as cur:
+            current = self._visible_image(cur, context, image_id)
             _check_mutable(context, current)
-            stmt = images.update().where(images.c.id == current.id).values(**row)
-            if from_state is not None:
-                stmt = stmt.where(images.c.status == from_state)
-            if conn.execute(stmt).rowcount == 0:
+            params = {f"v_{key}": value for key, value in row.items()}
+            params.update(w_id=current.id, w_from_state=from_state)
+            keys = tuple(sorted(row))
+            if cur.execute(statements.update_image, params, keys, from_state is not None) == 0:
                 LOG.info(
                     "cannot transition from %s to %s in update (wanted from_state=%s)",
                     current.status,
@@ -706,27 +737,25 @@ class Database:
                     from_state,
                 )
                 raise exceptions.Conflict("Image operation conflicts")
-            self._set_properties(conn, current.id, properties, purge=purge_props, now=now)
+            self._set_properties(cur, current.id, properties, purge=purge_props, now=now)
             if locations:
-                self._set_locations(conn, current.id, locations, now=now)
-            return self._load_image(conn, current.id)
+                self._set_locations(cur, current.id, locations, now=now)
+            return self._finish_write(cur, self._load_image(cur, current.id))
 
     @_db_call
     def image_destroy(self, context: RequestContext, image_id: str) -> dict:
         now = models.utcnow()
-        gone = {"deleted": True, "deleted_at": now, "updated_at": now}
-        with self._write() as conn:
-            current = self._visible_image(conn, context, image_id)
+        with self._write() as cur:
+            current = self._visible_image(cur, context, image_id)
             _check_mutable(context, current)
-            conn.execute(images.update().where(images.c.id == current.id).values(**gone))
+            cur.execute(statements.soft_delete_image, {"w_id": current.id, "v_now": now})
             for table in models.IMAGE_CHILDREN:
-                extra = {"status": "deleted"} if table is locs else {}
-                conn.execute(
-                    table.update()
-                    .where(table.c.image_id == current.id, table.c.deleted.is_(sa.false()))
-                    .values(**gone, **extra)
+                cur.execute(
+                    statements.soft_delete_children,
+                    {"w_image_id": current.id, "v_now": now},
+                    table.name,
                 )
-            return self._load_image(conn, current.id)
+            return self._finish_write(cur, self._load_image(cur, current.id))
 
     @_db_call
     def user_get_storage_usage(
@@ -746,53 +775,81 @@ class Database:
         )
         if image_id is not None:
             stmt = stmt.where(images.c.id != image_id)
-        with self._read() as conn:
+        with self._core_read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
     @_db_call
     def image_location_delete(
         self, context: RequestContext, image_id: str, location_id: int, status: str
     ) -> None:
-        """Mark one location deleted (status 'deleted' or 'pending_delete'), as Glance's."""
+        """Mark one location deleted (status 'deleted' or 'pending_delete'), as Glance's.
+
+        The image's listing document shows no locations, so it stays as it is.
+        """
         if status not in ("deleted", "pending_delete"):
             raise exceptions.Invalid(
                 "The status of deleted image location can only be set to "
                 "'pending_delete' or 'deleted'"
             )
         now = models.utcnow()
-        with self._write() as conn:
-            done = conn.execute(
-                locs.update()
-                .where(locs.c.id == location_id, locs.c.image_id == image_id)
-                .values(deleted=True, status=status, deleted_at=now, updated_at=now)
+        with self._write() as cur:
+            done = cur.execute(
+                statements.retire_location,
+                {"w_id": location_id, "w_image_id": image_id, "v_status": status, "v_now": now},
             )
-            if done.rowcount == 0:
+            if done == 0:
                 raise exceptions.NotFound(
                     f"No location found with ID {location_id} from image {image_id}"
                 )
 
+    @_db_call
+    def rebuild_listing_documents(self) -> int:
+        """Render every image's listing document again (after another program wrote rows
+        without them, e.g. Glance itself); the number of images."""
+        with self._write() as cur:
+            ids = [row[0] for row in cur.fetch(statements.all_image_ids, {})]
+            for start in range(0, len(ids), statements.CHUNK):
+                rows = _image_rows(cur, ids[start : start + statements.CHUNK])
+                rendered = [
+                    {"w_id": image["id"], "v_listing_doc": _listing_document(image)}
+                    for image in _image_dicts(cur, rows, with_deleted_locations=False)
+                ]
+                cur.execute_many(statements.set_listing_doc, rendered)
+        return len(ids)
+
     # --- image helpers -------------------------------------------------------------------
+
+    def _finish_write(self, cur: prepared.Cursor, image: dict) -> dict:
+        """Store the listing document of `image`, just read back inside the write: the
+        last step of every write that changes what an image's listing entry shows."""
+        cur.execute(
+            statements.set_listing_doc,
+            {"w_id": image["id"], "v_listing_doc": _listing_document(image)},
+        )
+        return image
 
     def _visible_image(
         self,
-        conn: sa.Connection,
+        cur: prepared.Cursor,
         context: RequestContext,
         image_id: str,
         force_show_deleted: bool = False,
-    ) -> sa.Row:
+    ) -> ImageRow:
         """The image row if it exists and the caller may see it, else NotFound."""
         not_found = exceptions.NotFound(f"No image found with ID {image_id}")
         if not isinstance(image_id, str) or len(image_id) > 36:
             raise not_found
-        stmt = sa.select(images).where(images.c.id == image_id)
-        if not (force_show_deleted or context.can_see_deleted):
-            stmt = stmt.where(images.c.deleted.is_(sa.false()))
-        row = conn.execute(stmt).first()
-        if row is None or not self._is_visible(conn, context, row):
+        found = cur.fetch(statements.image_by_id, {"w_id": image_id})
+        if not found:
+            raise not_found
+        row = ImageRow._make(found[0])
+        if row.deleted and not (force_show_deleted or context.can_see_deleted):
+            raise not_found
+        if not self._is_visible(cur, context, row):
             raise not_found
         return row
 
-    def _is_visible(self, conn: sa.Connection, context: RequestContext, row: sa.Row) -> bool:
+    def _is_visible(self, cur: prepared.Cursor, context: RequestContext, row: ImageRow) -> bool:
         if context.is_admin or row.owner is None:
             return True
         if row.visibility in ("public", "community"):
@@ -801,56 +858,20 @@ class Database:
             return False
         if row.owner == context.owner:
             return True
-        return row.visibility == "shared" and self._live_member(conn, row.id, context.owner)
+        return row.visibility == "shared" and self._live_member(cur, row.id, context.owner)
 
-    def _live_member(self, conn: sa.Connection, image_id: str, member: str) -> sa.Row | None:
-        return conn.execute(
-            sa.select(members)
-            .where(
-                members.c.image_id == image_id,
-                members.c.member == member,
-                members.c.deleted.is_(sa.false()),
-            )
-            .order_by(members.c.id)
-        ).first()
+    def _live_member(self, cur: prepared.Cursor, image_id: str, member: str) -> tuple | None:
+        """The live membership (can_share,) of `member` in the image, None without one."""
+        found = cur.fetch(statements.live_membership, {"w_image_id": image_id, "w_member": member})
+        return found[0] if found else None
 
-    def _load_image(self, conn: sa.Connection, image_id: str) -> dict:
-        row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
-        return self._image_dicts(conn, [row], with_deleted_locations=False)[0]
-
-    def _image_dicts(
-        self, conn: sa.Connection, rows: Sequence[sa.Row], *, with_deleted_locations: bool
-    ) -> list[dict]:
-        """Image dicts for `rows`: one query for their properties, one for locations."""
-        if not rows:
-            return []
-        ids = [row.id for row in rows]
-        properties = {image_id: {} for image_id in ids}
-        prop_rows = conn.execute(
-            sa.select(props.c.image_id, props.c.name, props.c.value)
-            .where(props.c.image_id.in_(ids), props.c.deleted.is_(sa.false()))
-            .order_by(props.c.id)
-        )
-        for prop in prop_rows:
-            properties[prop.image_id][prop.name] = prop.value
-        locations = {image_id: [] for image_id in ids}
-        stmt = sa.select(locs).where(locs.c.image_id.in_(ids)).order_by(locs.c.id)
-        if not with_deleted_locations:
-            stmt = stmt.where(locs.c.deleted.is_(sa.false()))
-        for loc in conn.execute(stmt):
-            locations[loc.image_id].append(
-                {
-                    "id": loc.id,
-                    "url": loc.value,
-                    "metadata": _metadata(loc.meta_data),
-                    "status": loc.status,
-                }
-            )
-        return [_image_dict(row, properties[row.id], locations[row.id]) for row in rows]
+    def _load_image(self, cur: prepared.Cursor, image_id: str) -> dict:
+        row = ImageRow._make(cur.fetch(statements.image_by_id, {"w_id": image_id})[0])
+        return _image_dicts(cur, [row], with_deleted_locations=False)[0]
 
     def _set_properties(
         self,
-        conn: sa.Connection,
+        cur: prepared.Cursor,
         image_id: str,
         properties: dict,
         *,
@@ -859,15 +880,13 @@ class Database:
     ) -> None:
         """Merge `properties` in (reviving deleted rows); with purge, drop the others."""
         existing = {
-            row.name: row
-            for row in conn.execute(
-                sa.select(props.c.id, props.c.name, props.c.deleted).where(
-                    props.c.image_id == image_id
-                )
+            name: (prop_id, deleted)
+            for prop_id, name, deleted in cur.fetch(
+                statements.property_names, {"w_image_id": image_id}
             )
         }
         updates = [
-            {"prop_id": existing[name].id, "value": value}
+            {"w_id": existing[name][0], "v_value": value, "v_now": now}
             for name, value in properties.items()
             if name in existing
         ]
@@ -875,60 +894,48 @@ class Database:
             image_id, {k: v for k, v in properties.items() if k not in existing}, now
         )
         if updates:
-            conn.execute(
-                props.update()
-                .where(props.c.id == sa.bindparam("prop_id"))
-                .values(deleted=False, deleted_at=None, updated_at=now),
-                updates,
-            )
+            cur.execute_many(statements.revive_property, updates)
         if inserts:
-            conn.execute(props.insert(), inserts)
+            cur.execute_many(statements.insert_property, inserts)
         if purge:
             stale = [
-                row.id
-                for name, row in existing.items()
-                if name not in properties and not row.deleted
+                {"w_id": prop_id, "v_now": now}
+                for name, (prop_id, deleted) in existing.items()
+                if name not in properties and not deleted
             ]
             if stale:
-                conn.execute(
-                    props.update()
-                    .where(props.c.id.in_(stale))
-                    .values(deleted=True, deleted_at=now, updated_at=now)
-                )
+                cur.execute_many(statements.retire_property, stale)
 
     def _set_locations(
-        self, conn: sa.Connection, image_id: str, locations: list[dict], *, now: datetime.datetime
+        self, cur: prepared.Cursor, image_id: str, locations: list[dict], *, now: datetime.datetime
     ) -> None:
         """Make `locations` the image's live location list (Glance's _image_locations_set)."""
-        keep = [loc["id"] for loc in locations if loc["id"] is not None]
-        conn.execute(
-            locs.update()
-            .where(
-                locs.c.image_id == image_id,
-                locs.c.deleted.is_(sa.false()),
-                locs.c.id.not_in(keep),
-            )
-            .values(deleted=True, status="deleted", deleted_at=now, updated_at=now)
-        )
+        keep = {loc["id"] for loc in locations if loc["id"] is not None}
+        retired = [
+            {"w_id": loc_id, "w_image_id": image_id, "v_status": "deleted", "v_now": now}
+            for loc_id, deleted in cur.fetch(statements.location_ids, {"w_image_id": image_id})
+            if not deleted and loc_id not in keep
+        ]
+        if retired:
+            cur.execute_many(statements.retire_location, retired)
         for loc in locations:
             gone = loc["status"] in ("deleted", "pending_delete")
             values = {
-                "value": loc["url"],
-                "meta_data": loc["meta_data"],
-                "status": loc["status"],
-                "deleted": gone,
-                "deleted_at": now if gone else None,
-                "updated_at": now,
+                "v_value": loc["url"],
+                "v_meta_data": loc["meta_data"],
+                "v_status": loc["status"],
+                "v_deleted": gone,
+                "v_deleted_at": now if gone else None,
+                "v_now": now,
+                "v_image_id": image_id,
             }
             if loc["id"] is None:
-                conn.execute(locs.insert().values(image_id=image_id, created_at=now, **values))
+                cur.execute(statements.insert_location, values)
                 continue
-            done = conn.execute(
-                locs.update()
-                .where(locs.c.id == loc["id"], locs.c.image_id == image_id)
-                .values(**values)
+            done = cur.execute(
+                statements.update_location, {**values, "w_id": loc["id"], "w_image_id": image_id}
             )
-            if done.rowcount == 0:
+            if done == 0:
                 raise exceptions.NotFound(
                     f"No location found with ID {loc['id']} from image {image_id}"
                 )
@@ -946,7 +953,7 @@ class Database:
     ) -> list[dict]:
         stmt = sa.select(members).order_by(members.c.id)
         if not include_deleted:
-            stmt = stmt.where(members.c.deleted.is_(sa.false()))
+            stmt = stmt.where(listing.live(members))
         if not context.is_admin:
             owner_match = (
                 images.c.owner.is_(None)
@@ -960,7 +967,7 @@ class Database:
             stmt = stmt.where(members.c.image_id == image_id)
         if member is not None:
             stmt = stmt.where(members.c.member == member)
-        with self._read() as conn:
+        with self._core_read() as conn:
             return [_member_dict(row) for row in conn.execute(stmt)]
 
     @_db_call
@@ -969,7 +976,7 @@ class Database:
     ) -> None:
         wanted = _memberships(memberships)
         now = models.utcnow()
-        with self._write() as conn:
+        with self._core_write() as conn:
             image = self._sharable_image(conn, context, image_id)
             rows = self._member_rows(conn, image.id)
             for member_id, can_share in wanted.items():
@@ -992,7 +999,7 @@ class Database:
     ) -> None:
         _check_member_id(member)
         now = models.utcnow()
-        with self._write() as conn:
+        with self._core_write() as conn:
             image = self._sharable_image(conn, context, image_id)
             row = self._member_rows(conn, image.id, member).get(member)
             if row is not None and can_share is None:
@@ -1002,7 +1009,7 @@ class Database:
     @_db_call
     def image_member_delete(self, context: RequestContext, image_id: str, member: str) -> None:
         now = models.utcnow()
-        with self._write() as conn:
+        with self._core_write() as conn:
             image = self._sharable_image(conn, context, image_id)
             row = self._member_rows(conn, image.id, member).get(member)
             if row is None or row.deleted:
@@ -1016,20 +1023,23 @@ class Database:
     @_db_call
     def image_member_count(self, context: RequestContext, image_id: str) -> int:
         stmt = sa.select(sa.func.count()).where(
-            members.c.image_id == image_id, members.c.deleted.is_(sa.false())
+            members.c.image_id == image_id, listing.live(members)
         )
-        with self._read() as conn:
+        with self._core_read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def _sharable_image(self, conn: sa.Connection, context: RequestContext, image_id: str):
-        image = self._visible_image(conn, context, image_id)
+    def _sharable_image(
+        self, conn: sa.Connection, context: RequestContext, image_id: str
+    ) -> ImageRow:
+        cur = self._cursor(conn)
+        image = self._visible_image(cur, context, image_id)
         if context.is_admin:
             return image
         if context.owner is not None:
             if image.owner == context.owner:
                 return image
-            own = self._live_member(conn, image.id, context.owner)
-            if own is not None and own.can_share:
+            own = self._live_member(cur, image.id, context.owner)
+            if own is not None and own[0]:
                 return image
         raise exceptions.Forbidden("No permission to share that image")
 
@@ -1099,7 +1109,7 @@ class Database:
 
     def _purge_task_info(self, cutoff: datetime.datetime, max_rows: int) -> int:
         task_info, tasks = models.task_info, models.tasks
-        with self._write() as conn:
+        with self._core_write() as conn:
             ids = (
                 conn.execute(
                     sa.select(task_info.c.task_id)
@@ -1125,7 +1135,7 @@ class Database:
         )
         for child in _children_of(table):
             stmt = stmt.where(~sa.exists().where(child.c[_fk_column(child)] == table.c.id))
-        with self._write() as conn:
+        with self._core_write() as conn:
             ids = conn.execute(stmt).scalars().all()
             if ids:
                 conn.execute(table.delete().where(table.c.id.in_(ids)))

@@ -105,7 +105,8 @@ def _glance_revisions(conn: sa.Connection) -> list[str]:
 
 
 def missing_schema(inspector: sa.Inspector) -> list[str]:
-    """Tables and columns our models use that the database lacks, e.g. 'images.owner'."""
+    """Tables and columns of Glance's schema that we use and the database lacks, e.g.
+    'images.owner' (our own additions, models.OWN_COLUMNS, come with our migrations)."""
     tables = set(inspector.get_table_names())
     missing = []
     for table in models.metadata.sorted_tables:
@@ -113,7 +114,11 @@ def missing_schema(inspector: sa.Inspector) -> list[str]:
             missing.append(table.name)
             continue
         present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+        missing += [
+            f"{table.name}.{c.name}"
+            for c in table.columns
+            if c.name not in present and (table.name, c.name) not in models.OWN_COLUMNS
+        ]
     return missing
 
 

@@ -8,6 +8,7 @@ import datetime
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 # MySQL/MariaDB: utf8mb4 so that every character Python accepts can be stored (the
@@ -53,6 +54,11 @@ def _big_integer() -> sa.types.TypeEngine:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+def long_text() -> sa.types.TypeEngine:
+    """TEXT; LONGTEXT on MySQL, whose TEXT stops at 64 KiB."""
+    return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
 class Image(SoftDelete, Base):
     __tablename__ = "images"
     __table_args__ = (
@@ -62,6 +68,8 @@ class Image(SoftDelete, Base):
         sa.Index("owner_image_idx", "owner"),
         sa.Index("created_at_image_idx", "created_at"),
         sa.Index("updated_at_image_idx", "updated_at"),
+        # glance-lite's own (migration 0002): the default listing order, without a sort.
+        sa.Index("ix_images_deleted_created_at_id", "deleted", "created_at", "id"),
         MYSQL_TABLE_ARGS,
     )
 
@@ -84,6 +92,10 @@ class Image(SoftDelete, Base):
     protected: Mapped[bool] = mapped_column(
         sa.Boolean, nullable=False, default=False, server_default=sa.false()
     )
+    # glance-lite's own (migration 0002): the image's entry of a detail listing without
+    # locations, as JSON text, written with every change to what that entry shows. NULL
+    # (a row some other program wrote) is rendered from the row when listed.
+    listing_doc: Mapped[str | None] = mapped_column(long_text(), nullable=True)
 
 
 class _ImageChild(SoftDelete):
@@ -198,6 +210,9 @@ image_members = ImageMember.__table__
 image_tags = ImageTag.__table__
 tasks = Task.__table__
 task_info = TaskInfo.__table__
+
+# Columns glance-lite adds to Glance's schema (not required when adopting a Glance database).
+OWN_COLUMNS = frozenset({("images", "listing_doc")})
 
 # Tables that reference images.id, in the order they are emptied before images.
 IMAGE_CHILDREN = (image_properties, image_locations, image_members, image_tags)

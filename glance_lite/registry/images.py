@@ -26,16 +26,17 @@ class ImagesController:
     # --- listing -------------------------------------------------------------------
 
     def index(self, req: webob.Request) -> webob.Response:
-        images = self._list(req)
+        images = self._list(req, self.db.image_get_all_index)
         return wsgi.json_response({"images": [im.index_entry(i) for i in images]})
 
     def detail(self, req: webob.Request) -> webob.Response:
-        images = self._list(req)
-        with_locations = req.headers.get(headers.OMIT_LOCATIONS) != "true"
-        body = [im.image_to_json(i, with_locations=with_locations) for i in images]
-        return wsgi.json_response({"images": body})
+        if req.headers.get(headers.OMIT_LOCATIONS) == "true":
+            documents = self._list(req, self.db.image_get_all_documents)
+            return json_bytes(listing_body(documents))
+        images = self._list(req, self.db.image_get_all)
+        return wsgi.json_response({"images": [im.image_to_json(i) for i in images]})
 
-    def _list(self, req: webob.Request) -> list[dict]:
+    def _list(self, req: webob.Request, method):
         ctx = context.from_environ(req.environ)
         query = list_query(
             req.GET,
@@ -43,7 +44,7 @@ class ImagesController:
             limit_param_default=self.limit_param_default,
             api_limit_max=self.api_limit_max,
         )
-        return self.db.image_get_all(ctx, **query)
+        return method(ctx, **query)
 
     # --- one image -----------------------------------------------------------------
 
@@ -108,6 +109,22 @@ class ImagesController:
 
 
 # --- shared by the registry's resources ----------------------------------------------
+
+
+def listing_body(documents: list[bytes]) -> bytes:
+    """`{"images": [...]}` around JSON entries, as json.dumps writes it, in one copy."""
+    if not documents:
+        return b'{"images": []}'
+    documents[0] = b'{"images": [' + documents[0]
+    documents[-1] += b"]}"
+    return b", ".join(documents)
+
+
+def json_bytes(body: bytes) -> webob.Response:
+    """A 200 with a JSON body already encoded, headers as wsgi.json_response gives."""
+    resp = webob.Response(status=200, content_type="application/json", charset=None)
+    resp.body = body
+    return resp
 
 
 def writable_context(req: webob.Request) -> context.RequestContext:

@@ -1,12 +1,19 @@
 """Alembic migrations on every backend, and the take-over of an existing Glance database."""
 
+import datetime
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from glance_lite.db import migration, models, session
+from glance_lite import image_meta
+from glance_lite.db import api, migration, models, session
 from tests.conftest import OUR_TABLES, wipe_schema
+from tests.helpers import admin_context
+from tests.unit.db.documents import rendered_documents, stored_documents
+
+LISTING_INDEX = "ix_images_deleted_created_at_id"
 
 
 @pytest.fixture
@@ -55,16 +62,18 @@ def test_the_baseline_keeps_glance_index_names(engine):
 def test_scripts_are_found_through_the_package():
     location = migration.script_location()
     assert (location / "env.py").is_file()
-    assert migration.revisions() == [migration.BASELINE]
+    assert migration.revisions() == ["0002", migration.BASELINE]
 
 
 # --- taking over a Glance database ---------------------------------------------------------
 
 
 def make_glance_database(engine, revision: str | None = "queens_contract01") -> None:
-    """Our tables made from the models, plus Glance's alembic_version holding `revision`."""
+    """Glance's Queens tables (our baseline, without our version table), plus Glance's
+    alembic_version holding `revision`."""
+    migration.upgrade(engine, migration.BASELINE)
     with session.writer(engine).begin() as conn:
-        models.metadata.create_all(conn)
+        conn.exec_driver_sql(f"DROP TABLE {migration.VERSION_TABLE}")
         if revision is not None:
             conn.exec_driver_sql(
                 "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"
@@ -126,3 +135,94 @@ def test_empty_and_own_databases_need_no_adoption(tmp_path):
     assert migration.adopt_glance_database(engine) == []
     migration.upgrade(engine)
     assert migration.adopt_glance_database(engine) == []
+
+
+# --- 0002: listing documents ------------------------------------------------------------------
+
+T0 = datetime.datetime(2021, 2, 3, 4, 5, 6)
+
+
+def insert_glance_rows(engine) -> list[str]:
+    """Images and properties as Glance writes them: no listing document."""
+    glance_columns = [c for c in models.images.c if c.name != "listing_doc"]
+    images = sa.table("images", *(sa.column(c.name, c.type) for c in glance_columns))
+    props = sa.table(
+        "image_properties", *(sa.column(c.name, c.type) for c in models.image_properties.c)
+    )
+    base = {
+        "name": None, "disk_format": None, "container_format": None, "size": None,
+        "virtual_size": None, "status": "active", "visibility": "shared", "checksum": None,
+        "min_disk": 0, "min_ram": 0, "owner": None, "protected": False, "created_at": T0,
+        "updated_at": T0, "deleted_at": None, "deleted": False,
+    }  # fmt: skip
+    rows = [
+        {**base, "id": "00000000-0000-0000-0000-00000000000a", "name": "n\u00e9 \"q\"",
+         "visibility": "public", "size": 2**40, "owner": "alice", "protected": True},
+        {**base, "id": "00000000-0000-0000-0000-00000000000b", "visibility": "community",
+         "status": "deleted", "deleted": True, "deleted_at": T0},
+        {**base, "id": "00000000-0000-0000-0000-00000000000c", "visibility": "private",
+         "disk_format": "raw", "container_format": "bare", "checksum": "c" * 32},
+    ]  # fmt: skip
+    prop = {"created_at": T0, "updated_at": T0, "deleted_at": None, "deleted": False}
+    with session.writer(engine).begin() as conn:
+        conn.execute(images.insert(), rows)
+        conn.execute(
+            props.insert(),
+            [
+                {**prop, "image_id": rows[0]["id"], "name": "b", "value": "2"},
+                {**prop, "image_id": rows[0]["id"], "name": "a", "value": None},
+                {**prop, "image_id": rows[1]["id"], "name": "gone", "value": "x",
+                 "deleted": True, "deleted_at": T0},
+                {**prop, "image_id": rows[2]["id"], "name": "kernel", "value": "\\k"},
+            ],
+        )  # fmt: skip
+    return [row["id"] for row in rows]
+
+
+def assert_documents_rendered(engine, ids) -> None:
+    stored = stored_documents(engine)
+    assert set(stored) == set(ids)
+    assert stored == rendered_documents(engine)
+    database = api.Database(engine)
+    admin = admin_context("admins")
+    listed = database.image_get_all_documents(admin, {"changes_since": T0 - datetime.timedelta(1)})
+    expected = database.image_get_all(admin, {"changes_since": T0 - datetime.timedelta(1)})
+    assert [doc.decode() for doc in listed] == [image_meta.listing_json(i) for i in expected]
+
+
+def test_0002_renders_the_documents_of_a_populated_0001_database(engine):
+    migration.upgrade(engine, migration.BASELINE)
+    ids = insert_glance_rows(engine)
+    migration.upgrade(engine)
+    assert_documents_rendered(engine, ids)
+    assert LISTING_INDEX in {index["name"] for index in sa.inspect(engine).get_indexes("images")}
+
+
+def test_an_adopted_glance_database_gets_its_documents(engine):
+    make_glance_database(engine)
+    ids = insert_glance_rows(engine)
+    assert migration.adopt_glance_database(engine) == ["queens_contract01"]
+    migration.upgrade(engine)
+    assert migration.current_heads(engine) == (migration.head(),)
+    assert_documents_rendered(engine, ids)
+
+
+def test_0002_downgrades_to_glance_schema(engine):
+    migration.upgrade(engine)
+    migration.downgrade(engine, migration.BASELINE)
+    inspector = sa.inspect(engine)
+    assert "listing_doc" not in {column["name"] for column in inspector.get_columns("images")}
+    assert LISTING_INDEX not in {index["name"] for index in inspector.get_indexes("images")}
+    assert migration.missing_schema(inspector) == []
+    migration.upgrade(engine)
+    assert schema_differences(engine) == []
+
+
+def test_running_0002_again_renders_every_document_again(engine):
+    migration.upgrade(engine)
+    ids = insert_glance_rows(engine)
+    with session.writer(engine).begin() as conn:
+        conn.exec_driver_sql("UPDATE images SET listing_doc = '{\"stale\": true}'")
+    migration.stamp(engine, migration.BASELINE)
+    migration.upgrade(engine)
+    assert_documents_rendered(engine, ids)

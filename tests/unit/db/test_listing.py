@@ -1,6 +1,7 @@
 """image_get_all on every backend: filters, visibility, ordering and marker paging."""
 
 import datetime
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -267,14 +268,25 @@ def test_bad_sort_parameters_are_invalid(sqlite_database):
         sqlite_database.image_get_all(ALICE, {}, sort_dir="up")
 
 
-def test_listing_reads_children_in_two_queries(sqlite_database):
+@pytest.fixture
+def sqlite_statements(sqlite_database) -> Iterator[list[str]]:
+    """The SQL text the test's new connections send to SQLite (the pool starts empty)."""
+    sent: list[str] = []
+
+    def trace(dbapi_connection, _record) -> None:
+        dbapi_connection.set_trace_callback(sent.append)
+
+    sqlite_database.engine.dispose()
+    sa.event.listen(sqlite_database.engine, "connect", trace)
+    yield sent
+    sa.event.remove(sqlite_database.engine, "connect", trace)
+    sqlite_database.engine.dispose()
+
+
+def test_listing_reads_children_in_two_queries(sqlite_database, sqlite_statements):
     for i in range(5):
         sqlite_database.image_create(ALICE, {"properties": {"i": str(i)}, "location": f"f:///{i}"})
-    statements = []
-    sa.event.listen(
-        sqlite_database.engine, "before_cursor_execute",
-        lambda *args: statements.append(args[2]),
-    )  # fmt: skip
+    sqlite_statements.clear()
     found = sqlite_database.image_get_all(ALICE, {})
-    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    selects = [s for s in sqlite_statements if s.lstrip().upper().startswith("SELECT")]
     assert len(found) == 5 and len(selects) == 3
