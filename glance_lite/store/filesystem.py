@@ -246,7 +246,8 @@ class FilesystemStore(Store):
 
 
 class _FileChunks(ImageChunks):
-    """The image file in `chunk_size` pieces; closes its descriptor at the end or on close()."""
+    """The image file in `chunk_size` pieces; closes its descriptor at the end or on close().
+    Also a file to the server: read(n) and fileno() let it send the rest with sendfile()."""
 
     def __init__(self, fd: int, chunk_size: int):
         self._fd: int | None = fd
@@ -267,6 +268,14 @@ class _FileChunks(ImageChunks):
             self.close()
             raise StopIteration
         return chunk
+
+    def read(self, size: int) -> bytes:
+        return b"" if self._fd is None else os.read(self._fd, size)
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise ValueError("the image file is closed")
+        return self._fd
 
     def close(self) -> None:
         fd, self._fd = self._fd, None
