@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import glance_lite
@@ -28,6 +29,7 @@ from bench.session import Session
 
 RESULTS = ROOT / "bench" / "results"
 PUBLISHED = ROOT / "bench" / "latest"
+PARTS = ("transfers", "parallel", "metadata")
 DISK_DIRS = ("/var/tmp", tempfile.gettempdir(), str(ROOT / "bench" / "results"))
 
 
@@ -37,6 +39,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--with-4gib", action="store_true", help="add a 4 GiB image")
     parser.add_argument("--results", type=Path, help="where the report goes")
     parser.add_argument("--keep-workdir", action="store_true", help="keep servers' files")
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(PARTS),
+        help=f"a comma-separated subset of {','.join(PARTS)} (while working on one path)",
+    )
+    parser.add_argument(
+        "--sizes", type=lambda text: tuple(int(x) for x in text.split(",")), help="MiB, e.g. 16,256"
+    )
     return parser.parse_args(argv)
 
 
@@ -85,20 +96,23 @@ def machine_summary(s: Session, nginx_note: str, workdir: Path) -> list[str]:
     ]
 
 
-def measure(s: Session) -> None:
+def measure(s: Session, parts: set[str]) -> None:
     s.say(f"workers: {s.glance.workers}; nginx: {'yes' if s.nginx else 'missing'}")
     scenarios.idle_memory(s, "after start")
     warm_up(s)
-    s.say("disk write + fsync")
-    scenarios.disk(s)
-    for size in s.profile.sizes_mib:
-        s.say(f"transfers of {scenarios.size_label(size)}")
-        scenarios.transfers(s, size)
-    scenarios.memory_flatness(s)
-    s.say(f"{s.profile.parallel_clients} parallel downloads")
-    scenarios.parallel(s)
-    s.say("metadata")
-    scenarios.metadata(s)
+    if "transfers" in parts:
+        s.say("disk write + fsync")
+        scenarios.disk(s)
+        for size in s.profile.sizes_mib:
+            s.say(f"transfers of {scenarios.size_label(size)}")
+            scenarios.transfers(s, size)
+        scenarios.memory_flatness(s)
+    if "parallel" in parts:
+        s.say(f"{s.profile.parallel_clients} parallel downloads")
+        scenarios.parallel(s)
+    if "metadata" in parts:
+        s.say("metadata")
+        scenarios.metadata(s)
     scenarios.idle_memory(s, "at the end")
     s.say("done measuring")
 
@@ -115,7 +129,7 @@ def warm_up(s: Session) -> None:
     s.delete_image(image_id)
 
 
-def run(profile: Profile, workdir: Path) -> tuple[Session, list[str]]:
+def run(profile: Profile, workdir: Path, parts: set[str]) -> tuple[Session, list[str]]:
     nginx_bin, nginx_note = nginx_mod.find_or_install()
     glance = Glance(workdir / "glance")
     noop = None
@@ -136,7 +150,7 @@ def run(profile: Profile, workdir: Path) -> tuple[Session, list[str]]:
         s = Session(profile, workdir, glance, noop, nginx)
         if not nginx:
             s.notes.append(f"nginx ceilings missing: {nginx_note}")
-        measure(s)
+        measure(s, parts)
         return s, machine_summary(s, nginx_note, workdir)
     finally:
         for server in (nginx, noop, glance):
@@ -149,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     profile = SMOKE if args.smoke else FULL
     if args.with_4gib:
         profile = with_4gib(profile)
+    if args.sizes:
+        profile = replace(profile, sizes_mib=args.sizes)
+    partial = args.only != set(PARTS) or args.sizes
+    if args.only - set(PARTS):
+        raise SystemExit(f"--only takes {','.join(PARTS)}")
     # SIGTERM unwinds like Ctrl-C, so that the servers are stopped and files removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stamp = datetime.datetime.now(datetime.UTC)
@@ -156,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = make_workdir()
     began = time.monotonic()
     try:
-        s, summary = run(profile, workdir)
+        s, summary = run(profile, workdir, args.only)
     finally:
         if not args.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -172,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     plots.write(results, data)
     print((results / "report.md").read_text())
     print(f"report: {results}")
-    if profile.name == "full":
+    if profile.name == "full" and not partial:
         publish(results)
     return 0
 

@@ -4,7 +4,6 @@ disable_by_file backend, in small): 200 "OK", or 503 while the disable file exis
 import os
 
 import webob
-import webob.dec
 
 
 class Healthcheck:
@@ -13,14 +12,19 @@ class Healthcheck:
         self.path = path
         self.disable_by_file_path = disable_by_file_path
 
-    @webob.dec.wsgify
-    def __call__(self, req: webob.Request):
-        # the raw PATH_INFO: webob's decoded view fails on bytes that are not UTF-8
-        if req.environ.get("PATH_INFO") != self.path or req.method not in ("GET", "HEAD"):
-            return req.get_response(self.app)
+    def __call__(self, environ, start_response):
+        # the raw PATH_INFO: webob's decoded view fails on bytes that are not UTF-8.
+        # Anything else passes through untouched (no request/response objects on the way).
+        if environ.get("PATH_INFO") != self.path or environ["REQUEST_METHOD"] not in (
+            "GET",
+            "HEAD",
+        ):
+            return self.app(environ, start_response)
         if self.disable_by_file_path and os.path.exists(self.disable_by_file_path):
-            return webob.Response("DISABLED BY FILE", status=503, content_type="text/plain")
-        return webob.Response("OK", content_type="text/plain")
+            resp = webob.Response("DISABLED BY FILE", status=503, content_type="text/plain")
+        else:
+            resp = webob.Response("OK", content_type="text/plain")
+        return resp(environ, start_response)
 
 
 def filter_factory(global_conf, **local_conf):

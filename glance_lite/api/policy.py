@@ -108,6 +108,10 @@ def image_target(image_meta: Mapping[str, Any]) -> dict[str, Any]:
     return target
 
 
+# oslo.policy's spellings of a rule that always passes
+ALLOW_ALL = ("", "@")
+
+
 class Enforcer:
     """Checks actions against the policy for a RequestContext.
 
@@ -139,6 +143,8 @@ class Enforcer:
     def check(self, context: RequestContext, action: str, target: Mapping[str, Any]) -> bool:
         """Whether the policy allows `action` on `target` for the caller."""
         self._refresh()
+        if action in self._allow_all:
+            return True
         return bool(self._oslo.enforce(action, dict(target), credentials(context)))
 
     def enforce(self, context: RequestContext, action: str, target: Mapping[str, Any]) -> None:
@@ -174,6 +180,14 @@ class Enforcer:
             rules = {name: DEFAULT_RULES[name] for name in ALWAYS_DEFINED}
         rules.update(file_rules)
         self._oslo.set_rules(policy.Rules.from_dict(rules), overwrite=True, use_conf=False)
+        # Rules that allow anyone ("" or "@", most of the shipped policy) are answered
+        # without oslo.policy, whose every check costs more than the rest of a request's
+        # own work here.
+        self._allow_all = frozenset(
+            name
+            for name, rule in rules.items()
+            if isinstance(rule, str) and rule.strip() in ALLOW_ALL
+        )
 
     def _refresh(self) -> None:
         stamp = self._file_stamp()

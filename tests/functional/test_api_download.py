@@ -50,6 +50,19 @@ def test_a_large_download_streams_the_exact_bytes(client):
     assert got.hexdigest() == expected.hexdigest()
 
 
+def test_a_download_sent_with_sendfile_is_logged_with_its_whole_size(client):
+    data = os.urandom(3 << 20)
+    image = client.upload(data)
+    resp = client.get(f"/images/{image['id']}")
+    assert resp.content == data
+    # again on the same kept-alive connection (the client's requests session)
+    assert client.get(f"/images/{image['id']}").content == data
+    request = f'"GET /v1/images/{image["id"]} HTTP/1.1" 200 '
+    lines = [line for line in client.api_log().splitlines() if request in line]
+    assert len(lines) == 2
+    assert all(len(data) < int(line.rsplit(" ", 2)[1]) < len(data) + 2000 for line in lines)
+
+
 def test_the_stored_file_holds_exactly_the_uploaded_bytes(client):
     data = b"exact bytes on disk\x00\xff"
     image = client.upload(data)

@@ -42,7 +42,7 @@ def test_both_spellings_with_different_values_are_a_400():
         [("x-image-meta-disk_format", "raw")], HTTP_X_IMAGE_META_DISK_FORMAT="qcow2"
     )
     server.recover_underscore_headers(environ)
-    app = server.reject_header_conflicts(lambda e, s: [])
+    app = server.serving(lambda e, s: [])
     resp = webob.Request(environ).get_response(app)
     assert resp.status_int == 400
     assert "x-image-meta-disk-format" in resp.text

@@ -359,3 +359,26 @@ def test_policy_d_is_ignored_without_a_policy_file(tmp_path):
 
 def test_list_rules_are_the_built_in_defaults():
     assert {r.name: r.check_str for r in policy.list_rules()} == policy.DEFAULT_RULES
+
+
+@pytest.mark.parametrize("rule", ["", "@", "  "])
+def test_a_rule_that_allows_anyone_is_answered_without_oslo_policy(tmp_path, rule, monkeypatch):
+    enforcer = policy.Enforcer(write_json(tmp_path, {"get_image": rule, "delete_image": "!"}))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("oslo.policy consulted")
+
+    monkeypatch.setattr(enforcer._oslo, "enforce", refuse)
+    assert enforcer.check(TENANT, "get_image", {}) is True
+    with pytest.raises(AssertionError):
+        enforcer.check(TENANT, "delete_image", {})
+
+
+def test_a_rule_edited_from_allow_all_to_admin_only_is_enforced_again(tmp_path):
+    path = write_json(tmp_path, {"get_image": ""})
+    enforcer = policy.Enforcer(path)
+    assert enforcer.check(TENANT, "get_image", {})
+    write_json(tmp_path, {"get_image": "role:admin"})
+    touch_later(path)
+    assert not enforcer.check(TENANT, "get_image", {})
+    assert enforcer.check(ADMIN, "get_image", {})

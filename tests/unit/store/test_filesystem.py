@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from glance_lite import exceptions
+from glance_lite.store import filesystem
 from glance_lite.store.base import BadStoreUri, Duplicate, StorageFull, StorageWriteDenied
 from glance_lite.store.filesystem import WRITE_BUFFER, FilesystemStore
 
@@ -187,7 +188,52 @@ def test_blocking_work_goes_through_offload(datadir):
 
     store = FilesystemStore(str(datadir), offload=offload)
     store.add(IMAGE_ID, iter([b"x" * WRITE_BUFFER, b"y"]), None)
-    assert calls == ["_hash_all", "_writev_all", "_hash_all", "_writev_all", "fsync", "_fsync_dir"]
+    assert calls == [
+        "_hash_all",
+        "_write_batch",
+        "_hash_all",
+        "_write_batch",
+        "fsync",
+        "_fsync_dir",
+    ]
+
+
+# -- write-behind
+
+
+def test_writeback_starts_for_each_batch_as_it_is_written(store, datadir, monkeypatch):
+    started = []
+    real = filesystem._start_writeback
+
+    def record(fd, offset, nbytes):
+        started.append((offset, nbytes, os.fstat(fd).st_size))
+        return real(fd, offset, nbytes)
+
+    monkeypatch.setattr(filesystem, "_start_writeback", record)
+    data = [b"a" * WRITE_BUFFER, b"b" * WRITE_BUFFER, b"c" * 10]
+    store.add(IMAGE_ID, iter(data), None)
+    # each range right after its own write (the file already that long), back to back
+    assert started == [
+        (0, WRITE_BUFFER, WRITE_BUFFER),
+        (WRITE_BUFFER, WRITE_BUFFER, 2 * WRITE_BUFFER),
+        (2 * WRITE_BUFFER, 10, 2 * WRITE_BUFFER + 10),
+    ]
+    assert (datadir / IMAGE_ID).read_bytes() == b"".join(data)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")
+def test_the_writeback_call_is_found_and_accepted_on_linux(tmp_path):
+    assert filesystem._start_writeback is not None
+    with open(tmp_path / "f", "wb") as f:
+        f.write(b"x" * 8192)
+        assert filesystem._start_writeback(f.fileno(), 0, 8192) == 0
+
+
+def test_a_refused_writeback_only_leaves_the_work_to_the_final_fsync(store, datadir, monkeypatch):
+    monkeypatch.setattr(filesystem, "_start_writeback", lambda fd, offset, nbytes: -1)
+    result = store.add(IMAGE_ID, iter([b"x" * 100]), None)
+    assert result.size == 100
+    assert (datadir / IMAGE_ID).read_bytes() == b"x" * 100
 
 
 # -- permissions
