@@ -5,12 +5,15 @@ requests.Session per client; the registry's errors come back as the same domain
 exceptions (glance_lite.exceptions), carrying the registry's own explanation.
 """
 
+import dataclasses
+import json
 import logging
 from collections.abc import Iterable
 from urllib.parse import quote
 
 import requests
 import requests.adapters
+import urllib3.exceptions
 
 from glance_lite import exceptions
 from glance_lite.context import RequestContext
@@ -146,26 +149,56 @@ class RegistryClient:
                 sent["X-Tenant-Id"] = context.tenant_id
         return sent
 
-    def _call(self, context: RequestContext, method: str, path: str, *, extra=None, **kw):
+    def _call(
+        self, context: RequestContext, method: str, path: str, *, extra=None, **kw
+    ) -> "Reply":
         all_headers = self.headers_for(context)
         if extra:
             all_headers.update(extra)
         url = self.base_url + path
         try:
-            resp = self.session.request(
-                method, url, headers=all_headers, timeout=self.timeout, allow_redirects=False, **kw
+            # Straight to the session's transport adapter: Session.request would also
+            # merge session settings and run cookie jars both ways on every call, for a
+            # registry that sets no cookie and is never redirected to (~0.3 ms a call).
+            request = requests.Request(method, url, headers=all_headers, **kw).prepare()
+            resp = self.session.get_adapter(url).send(
+                request,
+                stream=True,
+                timeout=self.timeout,
+                verify=self.session.verify,
+                cert=self.session.cert,
             )
-        except requests.RequestException as exc:
+            # The body in one read: requests' .content reads it 10 KiB at a time, each
+            # piece through urllib3's and http.client's layers, which made a listing of
+            # 1,000 images cost twice what the registry took to send it. Read whole, the
+            # connection goes back to the pool.
+            reply = Reply(resp.status_code, resp.raw.read())
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             LOG.error("registry call %s %s failed: %s", method, path, exc)
             raise exceptions.ServiceUnavailable(
                 f"The image registry is unavailable: {type(exc).__name__}"
             ) from None
-        if resp.status_code >= 400 or 300 <= resp.status_code < 400:
-            raise registry_error(resp)
-        return resp
+        if reply.status_code >= 400 or 300 <= reply.status_code < 400:
+            raise registry_error(reply)
+        return reply
 
 
-def registry_error(resp: requests.Response) -> exceptions.GlanceLiteError:
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """A registry answer, its body read whole."""
+
+    status_code: int
+    content: bytes
+
+    def json(self):
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def registry_error(resp: Reply) -> exceptions.GlanceLiteError:
     """The domain error a registry response stands for, with the registry's own text."""
     text = " ".join(resp.text.split())
     if resp.status_code >= 500 and resp.status_code != 503:
