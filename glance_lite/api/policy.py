@@ -8,6 +8,7 @@ anonymous admin of the no-auth pipeline, which has no roles, passes them (differ
 
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -110,6 +111,10 @@ def image_target(image_meta: Mapping[str, Any]) -> dict[str, Any]:
 
 # oslo.policy's spellings of a rule that always passes
 ALLOW_ALL = ("", "@")
+# A check that reads the target (%(owner)s) or asks a server (http:, https:)
+TARGET_OR_REMOTE = re.compile(r"%\(|\bhttps?:")
+RULE_REFERENCE = re.compile(r"\brule:([^\s()]+)")
+DECISIONS_KEPT = 4096  # cached (rule, caller) answers; all dropped when full
 
 
 class Enforcer:
@@ -145,7 +150,16 @@ class Enforcer:
         self._refresh()
         if action in self._allow_all:
             return True
-        return bool(self._oslo.enforce(action, dict(target), credentials(context)))
+        if action not in self._caller_only:
+            return bool(self._oslo.enforce(action, dict(target), credentials(context)))
+        key = (action, *caller_key(context))
+        allowed = self._decisions.get(key)
+        if allowed is None:
+            if len(self._decisions) >= DECISIONS_KEPT:
+                self._decisions.clear()
+            allowed = bool(self._oslo.enforce(action, dict(target), credentials(context)))
+            self._decisions[key] = allowed
+        return allowed
 
     def enforce(self, context: RequestContext, action: str, target: Mapping[str, Any]) -> None:
         """Raise Forbidden unless the policy allows `action` on `target`."""
@@ -183,6 +197,11 @@ class Enforcer:
         # Rules that allow anyone ("" or "@", most of the shipped policy) are answered
         # without oslo.policy, whose every check costs more than the rest of a request's
         # own work here.
+        # Rules that read nothing of the target (no %(...)s) nor ask a remote server
+        # (http:), directly or through the rules they name, decide by the caller alone;
+        # their answers are kept per caller until the rules change.
+        self._caller_only = caller_only_rules(rules)
+        self._decisions: dict[tuple, bool] = {}
         self._allow_all = frozenset(
             name
             for name, rule in rules.items()
@@ -198,6 +217,36 @@ class Enforcer:
             self._install(self._read_files())
         except exceptions.ConfigError as err:
             LOG.error("%s; keeping the policy rules read before", err)
+
+
+def caller_only_rules(rules: Mapping[str, str]) -> frozenset[str]:
+    """Names of the rules whose outcome depends on the caller's credentials alone."""
+    verdicts: dict[str, bool] = {}
+
+    def caller_only(name: str, seen: frozenset[str]) -> bool:
+        if name in verdicts:
+            return verdicts[name]
+        text = rules.get(name)
+        if text is None or name in seen:  # a missing or circular rule: leave it to oslo
+            return False
+        verdict = not TARGET_OR_REMOTE.search(text) and all(
+            caller_only(ref, seen | {name}) for ref in RULE_REFERENCE.findall(text)
+        )
+        verdicts[name] = verdict
+        return verdict
+
+    return frozenset(name for name in rules if caller_only(name, frozenset()))
+
+
+def caller_key(context: RequestContext) -> tuple:
+    """Everything of the caller that credentials() shows a rule."""
+    return (
+        context.user_id,
+        context.tenant_id,
+        tuple(context.roles),
+        context.is_admin,
+        context.read_only,
+    )
 
 
 def list_rules() -> list[policy.RuleDefault]:

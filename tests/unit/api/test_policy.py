@@ -382,3 +382,31 @@ def test_a_rule_edited_from_allow_all_to_admin_only_is_enforced_again(tmp_path):
     touch_later(path)
     assert not enforcer.check(TENANT, "get_image", {})
     assert enforcer.check(ADMIN, "get_image", {})
+
+
+def test_rules_that_read_only_the_caller_are_told_apart():
+    rules = {
+        "admin": "role:admin",
+        "owner": "owner:%(owner)s",
+        "either": "rule:admin or rule:owner",
+        "via_admin": "rule:admin or is_admin:True",
+        "remote": "http://policy.example/check",
+        "dangling": "rule:nowhere",
+        "loop": "rule:loop",
+    }
+    assert policy.caller_only_rules(rules) == {"admin", "via_admin"}
+
+
+def test_answers_kept_per_caller_still_tell_callers_apart(tmp_path):
+    enforcer = policy.Enforcer(write_json(tmp_path, {"publicize_image": "role:admin"}))
+    for _ in range(2):  # the second round answers from what the first one kept
+        assert enforcer.check(ADMIN, "publicize_image", {})
+        assert not enforcer.check(TENANT, "publicize_image", {})
+        assert not enforcer.check(NOAUTH_ADMIN, "publicize_image", {})
+
+
+def test_a_rule_on_the_target_is_decided_for_each_target(tmp_path):
+    enforcer = policy.Enforcer(write_json(tmp_path, {"modify_image": "project_id:%(owner)s"}))
+    assert enforcer.check(TENANT, "modify_image", {"owner": "t1"})
+    assert not enforcer.check(TENANT, "modify_image", {"owner": "someone-else"})
+    assert enforcer.check(TENANT, "modify_image", {"owner": "t1"})
