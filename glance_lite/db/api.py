@@ -266,7 +266,14 @@ def _normalize_properties(properties: object) -> dict[str, str | None]:
     for name, value in properties.items():
         if not isinstance(name, str) or len(name) > 255:
             raise exceptions.Invalid(f"Invalid property name: {name!r}")
-        normalized[name] = None if value is None else str(value)
+        value = None if value is None else str(value)
+        if value is not None and len(value.encode("utf-8", "surrogatepass")) > (
+            image_meta.PROPERTY_VALUE_BYTES
+        ):
+            raise exceptions.Invalid(
+                f"Property '{name}' is too long: at most {image_meta.PROPERTY_VALUE_BYTES} bytes."
+            )
+        normalized[name] = value
     return normalized
 
 

@@ -364,6 +364,12 @@ def _properties(key: str, value):
                 f"Property name is too long: {len(name)} characters, at most "
                 f"{im.COLUMN_LENGTHS['property']}."
             )
+        if prop is not None and len(prop.encode("utf-8", "surrogatepass")) > (
+            im.PROPERTY_VALUE_BYTES
+        ):
+            raise exceptions.Invalid(
+                f"Property '{name}' is too long: at most {im.PROPERTY_VALUE_BYTES} bytes."
+            )
     return dict(value)
 
 

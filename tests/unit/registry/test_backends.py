@@ -58,6 +58,8 @@ def test_an_image_record_goes_through_create_show_update_and_delete(any_registry
         ({"checksum": "c" * 33}, "checksum is too long"),
         ({"size": "abc"}, "size must be an integer."),
         ({"created_at": "0001-01-01T00:00:00"}, "Invalid time format for created_at."),
+        ({"properties": {"big": "x" * 65536}}, "Property 'big' is too long: at most 65535 bytes."),
+        ({"properties": {"big": "\u00e9" * 32768}}, "Property 'big' is too long"),
     ],
 )
 def test_values_a_column_cannot_hold_are_a_400_on_every_backend(any_registry, image, text):
@@ -140,3 +142,16 @@ def test_nul_characters_are_refused_on_every_backend(database):
         assert resp.status_int == 400
         assert "NUL" in resp.text
     assert webob.Request.blank("/images?name=a%00b").get_response(app).status_int == 400
+
+
+def test_the_longest_property_value_is_stored_whole_on_every_backend(any_registry):
+    value = "\u00e9" * 32767 + "x"  # 65,535 bytes of UTF-8
+    resp = any_registry.admin.post("/images", {"image": {"properties": {"big": value}}})
+    assert resp.status_int == 200, resp.text
+    image_id = resp.json["image"]["id"]
+    assert any_registry.admin.get(f"/images/{image_id}").json["image"]["properties"] == {
+        "big": value
+    }
+    too_long = {"image": {"properties": {"big": value + "y"}}}
+    resp = any_registry.admin.put(f"/images/{image_id}", too_long)
+    assert resp.status_int == 400 and "Property 'big' is too long" in resp.text
