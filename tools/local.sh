@@ -17,6 +17,7 @@ port_taken() {
     "$BIN/python" - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no owner
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
