@@ -401,6 +401,21 @@ def _image_rows(cur: prepared.Cursor, ids: Sequence[str]) -> list[ImageRow]:
     return rows
 
 
+def _insert_properties(cur: prepared.Cursor, rows: list[dict]) -> None:
+    """Insert property rows; names the database takes for one another are a 400."""
+    try:
+        cur.execute_many(statements.insert_property, rows)
+    except sa.exc.IntegrityError:
+        # (image_id, name) is the only unique key here, and the names are distinct in
+        # Python: MySQL/MariaDB compare them ignoring trailing spaces ("a" and "a ").
+        names = [row["v_name"] for row in rows]
+        spaced = [name for name in names if name != name.rstrip(" ")] or names
+        raise exceptions.Invalid(
+            "Property names must differ by more than trailing spaces: "
+            + ", ".join(map(repr, sorted(spaced)))
+        ) from None
+
+
 def _member_dict(row: sa.Row) -> dict:
     return {key: getattr(row, key) for key in MEMBER_COLUMNS}
 
@@ -703,9 +718,7 @@ class Database:
                     f"Image with identifier {row['id']} already exists!"
                 ) from None
             if properties:
-                cur.execute_many(
-                    statements.insert_property, _property_rows(row["id"], properties, now)
-                )
+                _insert_properties(cur, _property_rows(row["id"], properties, now))
             if locations:
                 self._set_locations(cur, row["id"], locations, now=now)
                 return self._load_image(cur, row["id"])
@@ -903,7 +916,7 @@ class Database:
         if updates:
             cur.execute_many(statements.revive_property, updates)
         if inserts:
-            cur.execute_many(statements.insert_property, inserts)
+            _insert_properties(cur, inserts)
         if purge:
             stale = [
                 {"w_id": prop_id, "v_now": now}

@@ -155,3 +155,24 @@ def test_the_longest_property_value_is_stored_whole_on_every_backend(any_registr
     too_long = {"image": {"properties": {"big": value + "y"}}}
     resp = any_registry.admin.put(f"/images/{image_id}", too_long)
     assert resp.status_int == 400 and "Property 'big' is too long" in resp.text
+
+
+def test_property_names_a_backend_takes_for_one_another_are_a_400(any_registry):
+    # MySQL/MariaDB compare "a" and "a " as equal; elsewhere they are two properties
+    resp = any_registry.admin.post("/images", {"image": {"properties": {"a": "1", "a ": "2"}}})
+    if resp.status_int == 200:
+        assert resp.json["image"]["properties"] == {"a": "1", "a ": "2"}
+        image_id = resp.json["image"]["id"]
+    else:
+        assert resp.status_int == 400, resp.text
+        assert "Property names must differ by more than trailing spaces: 'a '" in resp.text
+        assert any_registry.admin.get("/images/detail?is_public=none").json["images"] == []
+        image_id = any_registry.admin.post("/images", {"image": {"properties": {"a": "1"}}}).json[
+            "image"
+        ]["id"]
+    resp = any_registry.admin.put(f"/images/{image_id}", {"image": {"properties": {"b ": "3"}}})
+    assert resp.status_int == 200
+    resp = any_registry.admin.put(f"/images/{image_id}", {"image": {"properties": {"b": "4"}}})
+    assert resp.status_int in (200, 400), resp.text
+    shown = any_registry.admin.get(f"/images/{image_id}").json["image"]["properties"]
+    assert shown["b "] == "3"  # a refused update left the image as it was
