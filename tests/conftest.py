@@ -140,7 +140,9 @@ def empty_tables(engine: sa.Engine) -> None:
 def ensure_head(engine: sa.Engine) -> None:
     """Our schema at head and nothing else in the database."""
     key = url_string(engine.url)
-    if key in _AT_HEAD:
+    # MySQL's one database is shared by every xdist worker (each test holds the lock):
+    # another worker may have wiped it since, so it is checked every time.
+    if key in _AT_HEAD and engine.dialect.name != "mysql":
         return
     tables = set(sa.inspect(engine).get_table_names())
     if tables != OUR_TABLES or migration.current_heads(engine) != (migration.head(),):
