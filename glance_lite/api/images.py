@@ -12,8 +12,6 @@ from glance_lite.context import RequestContext, from_environ
 
 # Headers naming a data source other than the body; served once the stores work lands.
 EXTERNAL_SOURCES = ("location", "copy_from")
-# What a download reads at a time when it goes through Python (the first block at least).
-DOWNLOAD_BLOCK = 1 << 20
 # Fields of the parsed metadata that steer the request rather than describe the image.
 NOT_STORED = ("location", "copy_from", "store", "uri")
 
@@ -73,7 +71,7 @@ class ImagesController:
         file_wrapper = req.environ.get("wsgi.file_wrapper")
         if file_wrapper is not None and hasattr(chunks, "fileno"):
             # a server that knows its own wrapper may send the file with sendfile()
-            chunks = file_wrapper(chunks, DOWNLOAD_BLOCK)
+            chunks = file_wrapper(chunks)
         resp = webob.Response(
             app_iter=chunks, content_type="application/octet-stream", charset=None
         )

@@ -8,7 +8,6 @@ the server sets to eventlet's thread pool; this module never imports eventlet.
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import hashlib
 import logging
@@ -80,9 +79,10 @@ class FilesystemStore(Store):
         tmp = os.path.join(self._datadir, f".{image_id}.{secrets.token_hex(8)}.tmp")
         nbytes, checksum = self._write_temp(tmp, chunks)
         try:
-            self._publish(tmp, path, image_id)
-        finally:
+            self._publish(tmp, path, image_id)  # which removes the temporary name
+        except BaseException:
             _remove_quietly(tmp)
+            raise
         return AddResult(location=f"file://{path}", size=nbytes, checksum=checksum, metadata={})
 
     def get(
@@ -91,9 +91,8 @@ class FilesystemStore(Store):
         path = self._path_of(location)
         if offset < 0:
             raise exceptions.Invalid(f"Negative offset into image data: {offset}")
-        fd = self._open_for_read(path, location)
+        fd, filesize = self._open_for_read(path, location)
         try:
-            filesize = os.fstat(fd).st_size
             if offset:
                 os.lseek(fd, offset, os.SEEK_SET)
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -150,7 +149,6 @@ class FilesystemStore(Store):
         two batches are in memory. Errors raised by `chunks` itself pass through untouched.
         """
         md5 = hashlib.md5(usedforsecurity=False)
-        nbytes = 0
         written = 0  # bytes handed to writes already started
         batch: list[bytes] = []
         batch_bytes = 0
@@ -161,26 +159,26 @@ class FilesystemStore(Store):
                     continue
                 if type(chunk) is not bytes:
                     chunk = bytes(chunk)  # a bytearray/memoryview may be reused by its producer
-                nbytes += len(chunk)
                 batch.append(chunk)
                 batch_bytes += len(chunk)
                 if batch_bytes >= WRITE_BUFFER or len(batch) >= IOV_MAX:
                     _finish(in_flight)
-                    in_flight = self._start_batch(fd, md5, batch, written)
+                    in_flight = self._start_batch(fd, md5, batch, written, batch_bytes)
                     written += batch_bytes
                     batch = []
                     batch_bytes = 0
             _finish(in_flight)
             in_flight = ()
             if batch:
-                _finish(self._start_batch(fd, md5, batch, written))
+                _finish(self._start_batch(fd, md5, batch, written, batch_bytes))
         except BaseException:
             _abandon(in_flight)
             raise
-        return nbytes, md5.hexdigest()
+        return written + batch_bytes, md5.hexdigest()
 
-    def _start_batch(self, fd: int, md5, batch: list[bytes], offset: int) -> tuple:
-        return (self._start(_hash_all, md5, batch), self._start(_write_batch, fd, batch, offset))
+    def _start_batch(self, fd: int, md5, batch: list[bytes], offset: int, nbytes: int) -> tuple:
+        hashing = self._start(_hash_all, md5, batch)
+        return (hashing, self._start(_write_batch, fd, batch, offset, nbytes))
 
     def _publish(self, tmp: str, path: str, image_id: str) -> None:
         """Give the synced temporary file its final name, durably; never overwrite."""
@@ -221,7 +219,8 @@ class FilesystemStore(Store):
             raise BadStoreUri(f"{location!r} is not an image file of this store")
         return path
 
-    def _open_for_read(self, path: str, location: str) -> int:
+    def _open_for_read(self, path: str, location: str) -> tuple[int, int]:
+        """The open image file and its size."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -230,10 +229,11 @@ class FilesystemStore(Store):
             if err.errno == errno.ELOOP:
                 raise BadStoreUri(f"{location!r} is a symbolic link") from None
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise BadStoreUri(f"{location!r} is not a regular file")
-        return fd
+        return fd, st.st_size
 
     def _lstat_image(self, path: str, location: str) -> os.stat_result:
         try:
@@ -352,16 +352,17 @@ def _hash_all(md5, buffers: list[bytes]) -> None:
         md5.update(buf)
 
 
-def _write_batch(fd: int, buffers: list[bytes], offset: int) -> None:
-    """Write the batch, then have the kernel start putting it on disk at once."""
-    _writev_all(fd, buffers)
-    _write_behind(fd, offset, sum(map(len, buffers)))
+def _write_batch(fd: int, buffers: list[bytes], offset: int, nbytes: int) -> None:
+    """Write the batch (`nbytes` long), then have the kernel start putting it on disk."""
+    _writev_all(fd, buffers, nbytes)
+    _write_behind(fd, offset, nbytes)
 
 
 def _load_sync_file_range() -> Callable[[int, int, int], int] | None:
     """Linux's sync_file_range(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE), or None."""
     try:
-        call = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).sync_file_range
+        # the interpreter's own symbols (libc among them): no library search at import
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError, TypeError):
         return None
     call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
@@ -381,9 +382,9 @@ def _write_behind(fd: int, offset: int, nbytes: int) -> None:
         LOG.debug("sync_file_range: errno %d", ctypes.get_errno())
 
 
-def _writev_all(fd: int, buffers: list[bytes]) -> None:
+def _writev_all(fd: int, buffers: list[bytes], nbytes: int) -> None:
     written = os.writev(fd, buffers)
-    if written == sum(map(len, buffers)):
+    if written == nbytes:
         return
     for buf in buffers:  # a short write: finish it one buffer at a time
         if written >= len(buf):
