@@ -11,6 +11,8 @@ from pathlib import Path
 
 from oslo_config import cfg
 
+from glance_lite import image_meta as im
+
 PROJECT = "glance"
 DEFAULT_PORTS = {"glance-api": 9292, "glance-registry": 9191}
 
@@ -250,12 +252,12 @@ image_opts = [
 image_format_opts = [
     cfg.ListOpt(
         "disk_formats",
-        default=["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"],
+        default=list(im.DISK_FORMATS),
         help="Disk formats an image may have.",
     ),
     cfg.ListOpt(
         "container_formats",
-        default=["ami", "ari", "aki", "bare", "ovf", "ova", "docker"],
+        default=list(im.CONTAINER_FORMATS),
         help="Container formats an image may have.",
     ),
 ]

@@ -143,26 +143,18 @@ def repository_factory(
 ) -> Callable[[RequestContext], object]:
     """The per-request repository: the registry and stores, wrapped in its layers."""
 
-    def layer_stack(ctx: RequestContext) -> list[Callable]:
-        stack: list[Callable] = [lambda inner: layers.PolicyLayer(inner, enforcer, ctx)]
-        if protections is not None:
-            stack.append(lambda inner: layers.ProtectionLayer(inner, protections, ctx))
-        stack.append(
-            lambda inner: layers.QuotaLayer(
-                inner,
-                ctx,
-                property_quota=property_quota,
-                member_quota=member_quota,
-                size_cap=size_cap,
-                storage_quota=storage_quota,
-            )
-        )
-        return stack
-
     def make_repo(ctx: RequestContext):
         repo = ImageRepository(ctx, registry, stores, delayed_delete=delayed_delete)
-        for wrap in reversed(layer_stack(ctx)):
-            repo = wrap(repo)
-        return repo
+        repo = layers.QuotaLayer(
+            repo,
+            ctx,
+            property_quota=property_quota,
+            member_quota=member_quota,
+            size_cap=size_cap,
+            storage_quota=storage_quota,
+        )
+        if protections is not None:
+            repo = layers.ProtectionLayer(repo, protections, ctx)
+        return layers.PolicyLayer(repo, enforcer, ctx)
 
     return make_repo

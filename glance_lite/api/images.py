@@ -7,8 +7,10 @@ Controllers orchestrate: serializers.py parses and renders headers, the reposito
 import webob
 
 from glance_lite import exceptions, wsgi
+from glance_lite import image_meta as im
 from glance_lite.api import bodies, serializers
 from glance_lite.context import RequestContext, from_environ
+from glance_lite.registry.headers import PURGE_PROPS
 
 # Headers naming a data source other than the body; served once the stores work lands.
 EXTERNAL_SOURCES = ("location", "copy_from")
@@ -116,9 +118,10 @@ class ImagesController:
             self._check_sources(meta)
             store = self._store(meta)
             changes = {k: v for k, v in meta.items() if k not in NOT_STORED}
-            if not changes["properties"] and not _purging(req, body):
+            purge = _purging(req, body)
+            if not changes["properties"] and not purge:
                 del changes["properties"]
-            image = repo.update(image, changes, purge_props=_purging(req, body))
+            image = repo.update(image, changes, purge_props=purge)
             if body:
                 image = self._upload(req, repo, image, store)
         headers = {"ETag": image["checksum"]} if image.get("checksum") else None
@@ -204,8 +207,8 @@ def _purging(req: webob.Request, body: bool) -> bool:
     """A PUT replaces the property set unless it uploads data or says purge-props false."""
     if body:
         return False
-    value = req.headers.get("X-Glance-Registry-Purge-Props")
-    return value is None or value.strip().lower() in ("1", "t", "true", "on", "y", "yes")
+    value = req.headers.get(PURGE_PROPS)
+    return value is None or im.bool_from_string(value)
 
 
 def _with_html(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

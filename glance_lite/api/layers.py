@@ -91,10 +91,6 @@ class PolicyLayer(Layer):
         self._enforce("upload_image")
         self.inner.check_upload()
 
-    def upload(self, image: dict, chunks, **kw) -> dict:
-        self.check_upload()
-        return self.inner.upload(image, chunks, **kw)
-
 
 class ProtectionLayer(Layer):
     """Property protections: who may create, read, update and delete which property."""

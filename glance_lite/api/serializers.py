@@ -54,8 +54,8 @@ INT_LIMITS = {
 }
 BOOL_FIELDS = ("is_public", "deleted", "protected")
 AMAZON_FORMATS = frozenset({"aki", "ari", "ami"})
-NAME_MAX = 255
-CHECKSUM_MAX = 32
+NAME_MAX = im.COLUMN_LENGTHS["name"]
+CHECKSUM_MAX = im.COLUMN_LENGTHS["checksum"]
 
 # GET /v1/images[/detail]: what glance-api forwards to the registry (plus `property-*`).
 LIST_FILTERS = (

@@ -5,6 +5,7 @@ import pytest
 import webob
 
 from glance_lite import context
+from glance_lite import image_meta as im
 from glance_lite.api import bodies, policy
 from glance_lite.api.app import repository_factory
 from glance_lite.api.images import ImagesController
@@ -16,8 +17,8 @@ from glance_lite.store.base import Stores
 from glance_lite.store.memory import MemoryStore
 from tests.wsgi_transport import session_for
 
-DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso")
-CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker")
+DISK_FORMATS = im.DISK_FORMATS
+CONTAINER_FORMATS = im.CONTAINER_FORMATS
 
 
 def trusted(app):
@@ -38,6 +39,7 @@ class Api:
             make_registry_app(database=database, api_limit_max=1000, limit_param_default=25)
         )
         self.store = MemoryStore(capacity=options.pop("store_capacity", None))
+        policy_file = options.pop("policy_file", None)
         stores = Stores({"memory": self.store}, default="memory")
         settings = {
             "delayed_delete": False,
@@ -55,7 +57,7 @@ class Api:
                 session=session_for(registry),
             ),
             stores=stores,
-            enforcer=policy.Enforcer(None),
+            enforcer=policy.Enforcer(policy_file),
             **settings,
         )
         images = ImagesController(

@@ -1,7 +1,9 @@
 """The images controller and its repository layers, in-process."""
 
 import hashlib
+import json
 
+from glance_lite.api import policy
 from glance_lite.api.protections import PropertyProtections
 
 
@@ -199,3 +201,24 @@ def test_detail_listing_has_no_locations_and_hides_protected_properties(make_api
     assert image["properties"] == {"os": "l"}
     (brief,) = api.call("GET", "/images").json["images"]
     assert set(brief) == {"id", "name", "size", "disk_format", "container_format", "checksum"}
+
+
+def test_a_denied_upload_image_rule_refuses_uploads_and_leaves_reservations_alone(
+    make_api, tmp_path
+):
+    rules = dict(policy.DEFAULT_RULES, upload_image="!")
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(rules))
+    api = make_api(policy_file=str(path))
+    assert api.upload(b"data").status_int == 403
+    reserved = api.call("POST", "/images", headers={"x-image-meta-name": "r"})
+    assert reserved.status_int == 201
+    image_id = reserved.json["image"]["id"]
+    put = api.call(
+        "PUT",
+        f"/images/{image_id}",
+        headers={"Content-Type": "application/octet-stream"},
+        body=b"data",
+    )
+    assert put.status_int == 403
+    assert api.call("HEAD", f"/images/{image_id}").headers["x-image-meta-status"] == "queued"
