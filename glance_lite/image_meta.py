@@ -83,8 +83,6 @@ BIGINT_MAX = 2**63 - 1
 # Largest min_disk / min_ram (Integer columns).
 INT_MAX = 2**31 - 1
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
-
 # The filters of GET /images that compare a column with a string (exact, `in:`, `eq:`).
 STRING_FILTERS = ("name", "status", "container_format", "disk_format")
 INT_FILTERS = ("size_min", "size_max", "min_ram", "min_disk")

@@ -55,7 +55,7 @@ def db_version_control(conf: cfg.ConfigOpts, engine: sa.Engine, version: str | N
 
 
 def db_sync(conf: cfg.ConfigOpts, engine: sa.Engine, version: str | None = None) -> None:
-    if version is None and migration.head(conf.migrations_dir) in migration.current_heads(engine):
+    if version is None and migration.is_current(engine, conf.migrations_dir):
         print("Database is up to date. No migrations needed.")
         return
     try:
@@ -83,7 +83,7 @@ def db_purge(
 def db_rebuild_listings(conf: cfg.ConfigOpts, engine: sa.Engine) -> None:
     """Render every image's stored listing entry again (after another program, such as
     Glance itself, wrote image rows without them)."""
-    if migration.head(conf.migrations_dir) not in migration.current_heads(engine):
+    if not migration.is_current(engine, conf.migrations_dir):
         sys.exit('The database is not up to date: run "glance-manage db sync" first.')
     count = api.Database(engine).rebuild_listing_documents()
     print(f"Rebuilt the listing entries of {count} image(s).")

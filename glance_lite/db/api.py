@@ -48,14 +48,13 @@ RETRY_MAX_DELAY = 1.0
 _FOUR_BYTE = re.compile("[\U00010000-\U0010ffff]")
 
 images = models.images
-props = models.image_properties
 locs = models.image_locations
 members = models.image_members
-tags = models.image_tags
 
 # The v1 image dict: these columns plus is_public, properties, location, location_data.
 IMAGE_COLUMNS = tuple(key for key in image_meta.CORE_FIELDS if key != "is_public")
 _WRITABLE = frozenset(IMAGE_COLUMNS) | {"visibility"}
+LISTING_DOC = ("listing_doc",)  # statements.update_image's shape for the listing entry
 _PROTECTED_ON_UPDATE = ("created_at", "updated_at", "deleted_at", "deleted")
 _INT_LIMITS = {
     "min_disk": (-MAX_INT - 1, MAX_INT),
@@ -365,11 +364,6 @@ def _property_rows(image_id: str, properties: dict, now: datetime.datetime) -> l
     ]
 
 
-def _listing_document(image: dict) -> str:
-    """What images.listing_doc holds for `image` (a full image dict)."""
-    return image_meta.listing_json(image)
-
-
 def _image_dicts(
     cur: prepared.Cursor, rows: Sequence[ImageRow], *, with_deleted_locations: bool
 ) -> list[dict]:
@@ -618,7 +612,7 @@ class Database:
                 return documents
             missing = [image_id for image_id, document in rows if document is None]
             rendered = {
-                image["id"]: _listing_document(image).encode()
+                image["id"]: image_meta.listing_json(image).encode()
                 for image in _image_dicts(
                     cur, _image_rows(cur, missing), with_deleted_locations=False
                 )
@@ -708,7 +702,7 @@ class Database:
         created.update(properties=dict(properties), location_data=[], location=None)
         insert = {f"v_{key}": row.get(key) for key in statements.INSERT_COLUMNS}
         # The listing entry shows no locations: the values above are all it needs.
-        insert["v_listing_doc"] = _listing_document(created)
+        insert["v_listing_doc"] = image_meta.listing_json(created)
         with self._write() as cur:
             try:
                 cur.execute(statements.insert_image, insert)
@@ -831,10 +825,10 @@ class Database:
             for start in range(0, len(ids), statements.CHUNK):
                 rows = _image_rows(cur, ids[start : start + statements.CHUNK])
                 rendered = [
-                    {"w_id": image["id"], "v_listing_doc": _listing_document(image)}
+                    {"w_id": image["id"], "v_listing_doc": image_meta.listing_json(image)}
                     for image in _image_dicts(cur, rows, with_deleted_locations=False)
                 ]
-                cur.execute_many(statements.set_listing_doc, rendered)
+                cur.execute_many(statements.update_image, rendered, LISTING_DOC, False)
         return len(ids)
 
     # --- image helpers -------------------------------------------------------------------
@@ -843,8 +837,10 @@ class Database:
         """Store the listing document of `image`, just read back inside the write: the
         last step of every write that changes what an image's listing entry shows."""
         cur.execute(
-            statements.set_listing_doc,
-            {"w_id": image["id"], "v_listing_doc": _listing_document(image)},
+            statements.update_image,
+            {"w_id": image["id"], "v_listing_doc": image_meta.listing_json(image)},
+            LISTING_DOC,
+            False,
         )
         return image
 

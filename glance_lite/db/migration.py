@@ -70,6 +70,11 @@ def revisions(location: str | None = None) -> list[str]:
     return [rev.revision for rev in script.walk_revisions()]
 
 
+def is_current(engine: sa.Engine, location: str | None = None) -> bool:
+    """Whether the database is at our head revision."""
+    return head(location) in current_heads(engine)
+
+
 def current_heads(engine: sa.Engine) -> tuple[str, ...]:
     """Our revisions recorded in the database; () when it is not under our control."""
     with engine.connect() as conn:

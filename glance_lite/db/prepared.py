@@ -66,7 +66,8 @@ class Prepared:
 
 
 class Statements:
-    """Prepared statements of one dialect, built on first use, the least used dropped."""
+    """Prepared statements of one dialect, built on first use, the least recently used
+    dropped."""
 
     def __init__(self, dialect: sa.Dialect, size: int = CACHE_SIZE):
         self.dialect = dialect
@@ -79,6 +80,8 @@ class Statements:
         key = (build, shape)
         prepared = self._cache.get(key)
         if prepared is not None:
+            with contextlib.suppress(KeyError):  # dropped meanwhile: still good to run
+                self._cache.move_to_end(key)  # the least recently used go first
             return prepared
         prepared = Prepared(build(*shape), self.dialect)
         with self._lock:

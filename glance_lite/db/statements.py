@@ -136,14 +136,6 @@ def update_image(keys: tuple[str, ...], with_from_state: bool) -> sa.Update:
     return stmt.values({key: _bp(f"v_{key}", _images.c[key]) for key in keys})
 
 
-def set_listing_doc() -> sa.Update:
-    return (
-        _images.update()
-        .where(_images.c.id == _bp("w_id", _images.c.id))
-        .values(listing_doc=_bp("v_listing_doc", _images.c.listing_doc))
-    )
-
-
 def soft_delete_image() -> sa.Update:
     return (
         _images.update()

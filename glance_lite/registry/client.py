@@ -178,7 +178,7 @@ class RegistryClient:
             raise exceptions.ServiceUnavailable(
                 f"The image registry is unavailable: {type(exc).__name__}"
             ) from None
-        if reply.status_code >= 400 or 300 <= reply.status_code < 400:
+        if reply.status_code >= 300:  # redirects are not followed: an error too
             raise registry_error(reply)
         return reply
 

@@ -6,10 +6,11 @@ each image's entry of a detail listing without locations as JSON text
 row". The index on (deleted, created_at, id) serves the default order of every listing
 of live images without a sort.
 
-Running this revision again (glance-manage db version_control --version 0001, then db
-sync) adds nothing twice and renders every document again, e.g. after Glance itself wrote
-to the database. The backfill reads the tables through its own snapshot of their columns,
-so later revisions of the models cannot break it.
+The documents are rendered with the running code's image_meta.listing_json (they must be
+byte-equal to what the registry writes); the rows are read through this revision's own
+snapshot of their columns, so later revisions of the models cannot break it. Running it
+again adds nothing twice; `glance-manage db rebuild_listings` is the way to render every
+document anew.
 
 Revision ID: 0002
 Revises: 0001
