@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypedDict, Unpack
 
 import sqlalchemy as sa
 
@@ -371,12 +372,9 @@ def _image_dicts(
     if not rows:
         return []
     ids = [row.id for row in rows]
-    properties: dict[str, dict] = {image_id: {} for image_id in ids}
+    properties = _properties_of(cur, ids)
     locations: dict[str, list] = {image_id: [] for image_id in ids}
     for count, values in statements.chunks(ids):
-        for image_id, name, value, deleted in cur.fetch(statements.properties_of, values, count):
-            if not deleted:
-                properties[image_id][name] = value
         for image_id, loc_id, url, meta_data, status, deleted in cur.fetch(
             statements.locations_of, values, count
         ):
@@ -385,6 +383,26 @@ def _image_dicts(
                     {"id": loc_id, "url": url, "metadata": _metadata(meta_data), "status": status}
                 )
     return [_image_dict(row, properties[row.id], locations[row.id]) for row in rows]
+
+
+def _properties_of(cur: prepared.Cursor, ids: Sequence[str]) -> dict[str, dict]:
+    """The live properties of the images `ids`, one IN query per chunk of ids."""
+    properties: dict[str, dict] = {image_id: {} for image_id in ids}
+    for count, values in statements.chunks(ids):
+        for image_id, name, value, deleted in cur.fetch(statements.properties_of, values, count):
+            if not deleted:
+                properties[image_id][name] = value
+    return properties
+
+
+def _render_documents(cur: prepared.Cursor, ids: Sequence[str]) -> dict[str, str]:
+    """The listing entries of the images `ids` rendered from their rows (an entry shows
+    no locations: none are read)."""
+    rows = _image_rows(cur, ids)
+    properties = _properties_of(cur, [row.id for row in rows])
+    return {
+        row.id: image_meta.listing_json(_image_dict(row, properties[row.id], [])) for row in rows
+    }
 
 
 def _image_rows(cur: prepared.Cursor, ids: Sequence[str]) -> list[ImageRow]:
@@ -447,15 +465,25 @@ class _ListQuery:
     showing_deleted: bool
 
 
+class ListOptions(TypedDict, total=False):
+    """How a listing pages and sorts (the keyword arguments of the image_get_all_*)."""
+
+    marker: str | None  # the id of the last image of the previous page
+    limit: int | None
+    sort_key: str  # default created_at
+    sort_dir: str  # default desc
+    admin_as_user: bool  # an admin sees what its tenant would (default False)
+
+
 def _list_query(
     context: RequestContext,
     filters: dict,
     *,
-    marker: str | None,
-    limit: int | None,
-    sort_key: str,
-    sort_dir: str,
-    admin_as_user: bool,
+    marker: str | None = None,
+    limit: int | None = None,
+    sort_key: str = "created_at",
+    sort_dir: str = "desc",
+    admin_as_user: bool = False,
 ) -> _ListQuery:
     filters = {key: value for key, value in (filters or {}).items() if value is not None}
     keys = listing.sort_keys(sort_key, sort_dir)
@@ -559,22 +587,9 @@ class Database:
         self,
         context: RequestContext,
         filters: dict,
-        *,
-        marker: str | None = None,
-        limit: int | None = None,
-        sort_key: str = "created_at",
-        sort_dir: str = "desc",
-        admin_as_user: bool = False,
+        **options: Unpack[ListOptions],
     ) -> list[dict]:
-        query = _list_query(
-            context,
-            filters,
-            marker=marker,
-            limit=limit,
-            sort_key=sort_key,
-            sort_dir=sort_dir,
-            admin_as_user=admin_as_user,
-        )
+        query = _list_query(context, filters, **options)
         with self._read() as cur:
             rows = [ImageRow._make(row) for row in self._list(cur, context, "rows", query)]
             return _image_dicts(cur, rows, with_deleted_locations=query.showing_deleted)
@@ -584,63 +599,31 @@ class Database:
         self,
         context: RequestContext,
         filters: dict,
-        *,
-        marker: str | None = None,
-        limit: int | None = None,
-        sort_key: str = "created_at",
-        sort_dir: str = "desc",
-        admin_as_user: bool = False,
+        **options: Unpack[ListOptions],
     ) -> list[bytes]:
         """image_get_all's images as their detail-listing JSON without locations.
 
         Each entry is the text image_meta.listing_json gives for that image (ASCII),
         encoded: read from images.listing_doc, rendered from the rows where that is NULL.
         """
-        query = _list_query(
-            context,
-            filters,
-            marker=marker,
-            limit=limit,
-            sort_key=sort_key,
-            sort_dir=sort_dir,
-            admin_as_user=admin_as_user,
-        )
+        query = _list_query(context, filters, **options)
         with self._read() as cur:
             rows = self._list(cur, context, "documents", query)
             documents = [document for _, document in rows]
             if None not in documents:
                 return documents
-            missing = [image_id for image_id, document in rows if document is None]
-            rendered = {
-                image["id"]: image_meta.listing_json(image).encode()
-                for image in _image_dicts(
-                    cur, _image_rows(cur, missing), with_deleted_locations=False
-                )
-            }
-            return [rendered[image_id] if doc is None else doc for image_id, doc in rows]
+            rendered = _render_documents(cur, [image_id for image_id, doc in rows if doc is None])
+            return [rendered[image_id].encode() if doc is None else doc for image_id, doc in rows]
 
     @_db_call
     def image_get_all_index(
         self,
         context: RequestContext,
         filters: dict,
-        *,
-        marker: str | None = None,
-        limit: int | None = None,
-        sort_key: str = "created_at",
-        sort_dir: str = "desc",
-        admin_as_user: bool = False,
+        **options: Unpack[ListOptions],
     ) -> list[dict]:
         """image_get_all's images with the brief-listing keys only (image_meta.INDEX_FIELDS)."""
-        query = _list_query(
-            context,
-            filters,
-            marker=marker,
-            limit=limit,
-            sort_key=sort_key,
-            sort_dir=sort_dir,
-            admin_as_user=admin_as_user,
-        )
+        query = _list_query(context, filters, **options)
         with self._read() as cur:
             rows = self._list(cur, context, "index", query)
         fields = image_meta.INDEX_FIELDS
@@ -823,10 +806,11 @@ class Database:
         with self._write() as cur:
             ids = [row[0] for row in cur.fetch(statements.all_image_ids, {})]
             for start in range(0, len(ids), statements.CHUNK):
-                rows = _image_rows(cur, ids[start : start + statements.CHUNK])
                 rendered = [
-                    {"w_id": image["id"], "v_listing_doc": image_meta.listing_json(image)}
-                    for image in _image_dicts(cur, rows, with_deleted_locations=False)
+                    {"w_id": image_id, "v_listing_doc": document}
+                    for image_id, document in _render_documents(
+                        cur, ids[start : start + statements.CHUNK]
+                    ).items()
                 ]
                 cur.execute_many(statements.update_image, rendered, LISTING_DOC, False)
         return len(ids)
