@@ -7,8 +7,10 @@ module. Both hand out an `ApiClient`: the base URLs, the data directory, the pro
 and short helpers for the requests the tests make over and over.
 """
 
+import hashlib
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,6 +113,11 @@ class ApiClient:
             return []
         return sorted(p.name for p in self.datadir.iterdir())
 
+    def no_file_for(self, image_id: str) -> bool:
+        """Whether the store holds neither the image's file nor a temporary one of it."""
+        names = self.files()
+        return image_id not in names and not any(n.startswith(f".{image_id}") for n in names)
+
     def image_file(self, image_id: str) -> Path:
         return self.datadir / image_id
 
@@ -184,10 +191,26 @@ def deploy(tmp_path_factory) -> Iterator[Deployments]:
     deployments.stop_all()
 
 
+@pytest.fixture
+def uid() -> str:
+    """A fresh tag for names, so that a test finds its own images in a shared deployment."""
+    return uuid.uuid4().hex[:10]
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
 @pytest.fixture(scope="session")
-def client(tmp_path_factory) -> Iterator[ApiClient]:
+def default_api(tmp_path_factory) -> Iterator[ApiClient]:
     """The default deployment (no auth: every caller is an admin), shared by every module
     of this test session (one per xdist worker): tests must not rely on it being empty."""
     deployments = Deployments(tmp_path_factory)
     yield deployments("default")
     deployments.stop_all()
+
+
+@pytest.fixture(scope="session")
+def client(default_api: ApiClient) -> ApiClient:
+    """The default deployment (default_api), under the name most tests use."""
+    return default_api

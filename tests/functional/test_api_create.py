@@ -32,11 +32,6 @@ KEYS = {
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
 
 
-def no_file_for(client, image_id: str) -> bool:
-    names = client.files()
-    return image_id not in names and not any(n.startswith(f".{image_id}") for n in names)
-
-
 # --- reserve -------------------------------------------------------------------------
 
 
@@ -61,7 +56,7 @@ def test_reserve_answers_201_with_the_18_keys_and_location(client):
     assert image["properties"] == {"a": "1"}
     assert TIMESTAMP.match(image["created_at"]) and TIMESTAMP.match(image["updated_at"])
     assert uuid.UUID(image["id"])
-    assert no_file_for(client, image["id"])
+    assert client.no_file_for(image["id"])
 
 
 def test_reserve_with_size_zero_is_active(client):
@@ -165,7 +160,7 @@ def test_a_size_mismatch_kills_the_image_and_leaves_no_file(client):
     assert meta["x-image-meta-status"] == "killed"
     assert meta["x-image-meta-size"] == "10"
     assert "x-image-meta-checksum" not in meta
-    assert no_file_for(client, image_id)
+    assert client.no_file_for(image_id)
 
 
 def test_a_size_mismatch_with_content_length_kills_the_image(client):
@@ -176,7 +171,7 @@ def test_a_size_mismatch_with_content_length_kills_the_image(client):
     assert resp.status_code == 400, resp.text
     assert "Supplied size (21) and size generated from uploaded image (20)" in resp.text
     assert client.status(image_id) == "killed"
-    assert no_file_for(client, image_id)
+    assert client.no_file_for(image_id)
 
 
 def test_a_checksum_mismatch_kills_the_image_and_leaves_no_file(client):
@@ -195,7 +190,7 @@ def test_a_checksum_mismatch_kills_the_image_and_leaves_no_file(client):
     assert meta["x-image-meta-status"] == "killed"
     assert meta["x-image-meta-checksum"] == "0" * 32
     assert meta["x-image-meta-size"] == "0"
-    assert no_file_for(client, image_id)
+    assert client.no_file_for(image_id)
     # killed images are hidden from the default listing
     listed = client.get("/images", params={"is_public": "none"}).json()["images"]
     assert image_id not in [i["id"] for i in listed]
@@ -236,7 +231,7 @@ def test_upload_without_octet_stream_kills_the_image(client, content_type):
     assert resp.status_code == 400, resp.text
     assert "Content-Type must be application/octet-stream" in resp.text
     assert client.status(image_id) == "killed"
-    assert no_file_for(client, image_id)
+    assert client.no_file_for(image_id)
 
 
 def test_an_unknown_store_is_400_and_nothing_is_created(client):

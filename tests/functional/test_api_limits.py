@@ -36,11 +36,6 @@ def quota(deploy):
     return deploy("quota", user_storage_quota="1KB")
 
 
-def no_file_for(client, image_id: str) -> bool:
-    names = client.files()
-    return image_id not in names and not any(n.startswith(f".{image_id}") for n in names)
-
-
 def upload_head(image_id: str, framing: str) -> bytes:
     return (
         "POST /v1/images HTTP/1.1\r\nHost: test\r\n"
@@ -129,7 +124,7 @@ def test_a_chunked_body_past_the_cap_is_413_and_the_connection_is_closed(capped)
         sock.close()
     assert capped.status(image_id) == "killed"
     assert capped.meta(image_id)["x-image-meta-size"] == "0"
-    assert no_file_for(capped, image_id)
+    assert capped.no_file_for(image_id)
     assert not [n for n in capped.files() if n.endswith(".tmp")]
 
 
@@ -152,7 +147,7 @@ def test_a_declared_length_over_the_cap_is_400_nothing_stored_connection_closed(
     finally:
         sock.close()
     assert capped.head(f"/images/{image_id}").status_code == 404
-    assert no_file_for(capped, image_id)
+    assert capped.no_file_for(image_id)
 
 
 def test_a_chunked_body_past_the_cap_through_requests(capped):
@@ -166,7 +161,7 @@ def test_a_chunked_body_past_the_cap_through_requests(capped):
     assert resp.status_code == 413
     assert CAP_TEXT in resp.text
     assert capped.status(image_id) == "killed"
-    assert no_file_for(capped, image_id)
+    assert capped.no_file_for(image_id)
 
 
 def test_the_server_still_answers_after_a_refused_upload(capped):
@@ -212,35 +207,23 @@ def test_property_quota_on_update_counts_the_union_when_merging(capped):
 # --- user_storage_quota --------------------------------------------------------------
 
 
-def test_an_upload_over_the_storage_quota_is_413_and_killed(quota):
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (b"x" * 2048, {}),
+        (b"x" * 1025, {"size": 1025}),
+        ([b"y" * 600, b"y" * 600], {}),
+    ],
+    ids=["content-length", "declared-size", "chunked"],
+)
+def test_an_upload_over_the_storage_quota_is_413_and_killed(quota, body, fields):
     image_id = str(uuid.uuid4())
-    resp = quota.create(b"x" * 2048, id=image_id, disk_format="raw", container_format="bare")
+    data = iter(body) if isinstance(body, list) else body
+    resp = quota.create(data, id=image_id, disk_format="raw", container_format="bare", **fields)
     assert resp.status_code == 413, resp.text
     assert QUOTA_TEXT in resp.text
     assert quota.status(image_id) == "killed"
-    assert no_file_for(quota, image_id)
-
-
-def test_a_declared_size_over_the_storage_quota_is_413_and_killed(quota):
-    image_id = str(uuid.uuid4())
-    resp = quota.create(
-        b"x" * 1025, id=image_id, size=1025, disk_format="raw", container_format="bare"
-    )
-    assert resp.status_code == 413, resp.text
-    assert QUOTA_TEXT in resp.text
-    assert quota.status(image_id) == "killed"
-    assert no_file_for(quota, image_id)
-
-
-def test_a_chunked_upload_over_the_storage_quota_is_413(quota):
-    image_id = str(uuid.uuid4())
-    resp = quota.create(
-        iter([b"y" * 600, b"y" * 600]), id=image_id, disk_format="raw", container_format="bare"
-    )
-    assert resp.status_code == 413, resp.text
-    assert QUOTA_TEXT in resp.text
-    assert quota.status(image_id) == "killed"
-    assert no_file_for(quota, image_id)
+    assert quota.no_file_for(image_id)
 
 
 def test_an_upload_within_the_storage_quota_is_accepted(quota):

@@ -4,7 +4,6 @@
 from a pipe sends a chunked body, `curl -I` is HEAD, `curl -o` saves a download.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.servers import Deployment
+from tests.functional.conftest import md5
 
 pytestmark = [
     pytest.mark.functional,
@@ -76,28 +75,9 @@ def parse_head(text: str) -> tuple[int, dict[str, str]]:
     return int(lines[0].split()[1]), headers
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    dep = Deployment(tmp_path_factory.mktemp("curl"))
-    try:
-        dep.start()
-        yield dep
-    finally:
-        dep.stop()
-
-
 @pytest.fixture
-def curl(deployment, tmp_path) -> Curl:
-    return Curl(deployment.url, tmp_path)
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
+def curl(default_api, tmp_path) -> Curl:
+    return Curl(default_api.url, tmp_path)
 
 
 def write_blob(tmp_path: Path, size: int) -> tuple[Path, bytes]:
@@ -115,7 +95,7 @@ def upload(curl: Curl, tmp_path: Path, name: str, size: int = 5_000, *headers: s
     return reply.json()["image"], data
 
 
-def test_curl_uploads_a_file_with_T_and_image_meta_headers(curl, deployment, tmp_path, uid):
+def test_curl_uploads_a_file_with_T_and_image_meta_headers(curl, default_api, tmp_path, uid):
     path, data = write_blob(tmp_path, 2_100_000)  # above 1 MiB: curl sends Expect: 100-continue
     reply = curl(
         "/v1/images",
@@ -148,7 +128,7 @@ def test_curl_uploads_a_file_with_T_and_image_meta_headers(curl, deployment, tmp
     assert image["properties"] == {"distro_name": "Ubuntu"}
     assert "location" not in image
     assert reply.headers["etag"] == md5(data)
-    assert reply.headers["location"] == f"{deployment.url}/v1/images/{image['id']}"
+    assert reply.headers["location"] == f"{default_api.url}/v1/images/{image['id']}"
 
 
 def test_curl_uploads_a_chunked_body_from_a_pipe(curl, uid):

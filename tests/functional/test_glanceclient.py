@@ -21,7 +21,7 @@ import glanceclient
 import pytest
 from glanceclient import exc
 
-from tests.functional.servers import Deployment
+from tests.functional.conftest import md5
 
 pytestmark = [
     pytest.mark.functional,
@@ -33,32 +33,13 @@ EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    dep = Deployment(tmp_path_factory.mktemp("glanceclient"))
-    try:
-        dep.start()
-        yield dep
-    finally:
-        dep.stop()
+def client(default_api):
+    return glanceclient.Client("1", endpoint=default_api.url, token="anything")
 
 
 @pytest.fixture(scope="module")
-def client(deployment):
-    return glanceclient.Client("1", endpoint=deployment.url, token="anything")
-
-
-@pytest.fixture(scope="module")
-def cli(deployment):
-    return Cli(deployment.url)
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
+def cli(default_api):
+    return Cli(default_api.url)
 
 
 def blob(tmp_path: Path, size: int, name: str = "image.raw") -> tuple[Path, bytes]:
