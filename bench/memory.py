@@ -9,7 +9,6 @@ the larger of the sampled maximum and VmHWM (when the reset was allowed).
 import threading
 from dataclasses import dataclass, field
 
-MIB = 1 << 20
 SAMPLE_EVERY = 0.01  # seconds
 
 

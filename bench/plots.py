@@ -9,6 +9,8 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
 
+from bench.scenarios import STREAM_GROWTH_TARGET, size_label
+
 UPLOAD_SERIES = (("upload_length", "upload, Content-Length"), ("upload_chunked", "upload, chunked"))
 UPLOAD_CEILINGS = (("md5", "md5 in Python (ceiling)"),)
 DOWNLOAD_SERIES = (("download", "download"),)
@@ -68,7 +70,7 @@ def _throughput(path: Path, figures: dict, sizes: list[int], meta: dict) -> Path
             down.plot([meta["profile"]["parallel_size_mib"]], [point["median"]], style, label=label)
     for ax, title in ((up, "uploads"), (down, "downloads")):
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [f"{s} MiB" if s < 1024 else f"{s // 1024} GiB" for s in sizes])
+        ax.set_xticks(sizes, [size_label(s) for s in sizes])
         ax.set_xlabel("image size")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
@@ -108,9 +110,10 @@ def _latency(path: Path, figures: dict) -> Path:
 def _memory(path: Path, figures: dict, sizes: list[int]) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     _series(ax, figures, "api_growth", sizes, "glance-api RSS growth (worst process)", "o-")
-    ax.axhline(16, color="red", linestyle="--", label="target: under 16 MiB")
+    bound = STREAM_GROWTH_TARGET.bound
+    ax.axhline(bound, color="red", linestyle="--", label=f"target: under {bound:g} MiB")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, [f"{s} MiB" if s < 1024 else f"{s // 1024} GiB" for s in sizes])
+    ax.set_xticks(sizes, [size_label(s) for s in sizes])
     ax.set_xlabel("image size")
     ax.set_ylabel("MiB over idle")
     ax.set_ylim(bottom=0)

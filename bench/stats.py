@@ -1,15 +1,14 @@
 """Figures: repeated samples of one measurement, with the ceiling and target they answer to."""
 
 import math
+import operator
 from dataclasses import asdict, dataclass, field
+from statistics import median
 
+__all__ = ["Figure", "Target", "median", "percentile"]
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    return (ordered[mid - 1] + ordered[mid]) / 2
+# Target.op -> how a figure is compared with its bound
+OPERATORS = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -24,11 +23,11 @@ class Target:
     """What the lead aims for. `on` is "ratio" (figure / ceiling) or "value" (the figure)."""
 
     on: str
-    op: str  # ">=" or "<="
+    op: str  # a key of OPERATORS
     bound: float
 
     def met(self, value: float) -> bool:
-        return value >= self.bound if self.op == ">=" else value <= self.bound
+        return OPERATORS[self.op](value, self.bound)
 
     def text(self, unit: str) -> str:
         if self.on == "ratio":
