@@ -85,9 +85,10 @@ class ImagesController:
 
     def create(self, req: webob.Request) -> webob.Response:
         with self.reader.abandoning_body_on_error(req):
-            meta = self._parse(req)
+            headers = serializers.request_headers(req.environ)
+            meta = self._parse(headers)
             repo = self._repo(req)
-            body = serializers.has_body(req.method, req.headers)
+            body = serializers.has_body(req.method, headers)
             self._check_sources(meta)
             if body:
                 repo.check_upload()
@@ -106,9 +107,10 @@ class ImagesController:
 
     def update(self, req: webob.Request, image_id: str) -> webob.Response:
         with self.reader.abandoning_body_on_error(req):
-            meta = self._parse(req)
+            headers = serializers.request_headers(req.environ)
+            meta = self._parse(headers)
             repo = self._repo(req)
-            body = serializers.has_body(req.method, req.headers)
+            body = serializers.has_body(req.method, headers)
             if body:
                 repo.check_upload()
             image = repo.get(image_id)
@@ -143,14 +145,14 @@ class ImagesController:
 
     # --- helpers ------------------------------------------------------------------
 
-    def _parse(self, req: webob.Request) -> dict:
+    def _parse(self, headers: list[tuple[str, str]]) -> dict:
         meta = serializers.parse_image_meta(
-            req.headers, disk_formats=self.disk_formats, container_formats=self.container_formats
+            headers, disk_formats=self.disk_formats, container_formats=self.container_formats
         )
-        copy_from = req.headers.get("x-glance-api-copy-from")
+        copy_from = serializers.header(headers, "x-glance-api-copy-from")
         if copy_from is not None:
             meta["copy_from"] = copy_from
-        declared = serializers.declared_size(req.headers, meta)
+        declared = serializers.declared_size(headers, meta)
         if declared is not None and declared > self.size_cap:
             raise exceptions.Invalid(
                 f"Denying attempt to upload image larger than {self.size_cap} bytes."

@@ -10,6 +10,7 @@ that same latin-1 form, so non-ASCII text survives a round trip through headers.
 import datetime
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from glance_lite import exceptions
 from glance_lite import image_meta as im
@@ -111,8 +112,23 @@ def parse_image_meta(
     return meta
 
 
+def request_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A request's headers as (lowercase name, value) pairs, read from the WSGI environ
+    once: webob's view of them translates every environ key again on each lookup, which
+    cost more than parsing the image metadata itself."""
+    found = [
+        (key[5:].replace("_", "-").lower(), value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    ]
+    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        if key in environ:
+            found.append((name, environ[key]))
+    return found
+
+
 def _items(headers: Headers) -> Iterable[tuple[str, str]]:
-    return headers.items() if isinstance(headers, Mapping) else headers
+    return headers.items() if hasattr(headers, "items") else headers
 
 
 def _collect(headers: Headers) -> tuple[dict, dict]:
@@ -228,7 +244,7 @@ def _validate_ranges(meta: dict) -> None:
 # --- size and body ------------------------------------------------------------------
 
 
-def _header(headers: Headers, name: str) -> str | None:
+def header(headers: Headers, name: str) -> str | None:
     """The last value of a header, found case-insensitively."""
     wanted = name.lower()
     found = None
@@ -240,7 +256,7 @@ def _header(headers: Headers, name: str) -> str | None:
 
 def _content_length(headers: Headers) -> int | None:
     """Content-Length as an int; None when absent, unparseable or negative."""
-    value = _header(headers, "Content-Length")
+    value = header(headers, "Content-Length")
     try:
         length = int(value) if value is not None else None
     except ValueError:
@@ -255,7 +271,7 @@ def declared_size(headers: Headers, image_meta: dict) -> int | None:
 
 def has_body(req_method: str, headers: Headers) -> bool:
     """A body comes with a known Transfer-Encoding on POST/PUT/PATCH, or a Content-Length > 0."""
-    encoding = (_header(headers, "Transfer-Encoding") or "").lower()
+    encoding = (header(headers, "Transfer-Encoding") or "").lower()
     if encoding in BODY_ENCODINGS and req_method.upper() in BODY_METHODS:
         return True
     return bool(_content_length(headers))

@@ -522,6 +522,8 @@ class Database:
         # On SQLite we emit BEGIN ourselves (session.py); a writer takes the lock up front.
         self._begin_read = "BEGIN" if sqlite else None
         self._begin_write = "BEGIN IMMEDIATE" if sqlite else None
+        # SQLite joins a detail listing's documents itself (listing.joined_documents).
+        self._joins_in_sql = sqlite
 
     @classmethod
     def from_url(
@@ -600,20 +602,27 @@ class Database:
         context: RequestContext,
         filters: dict,
         **options: Unpack[ListOptions],
-    ) -> list[bytes]:
-        """image_get_all's images as their detail-listing JSON without locations.
+    ) -> bytes:
+        """image_get_all's images as their detail-listing JSON entries without locations,
+        joined with ", " (b"" for none).
 
         Each entry is the text image_meta.listing_json gives for that image (ASCII),
         encoded: read from images.listing_doc, rendered from the rows where that is NULL.
         """
         query = _list_query(context, filters, **options)
         with self._read() as cur:
+            if self._joins_in_sql and query.limit:
+                ((count, with_document, joined),) = self._list(
+                    cur, context, "documents", query, build=listing.joined_documents
+                )
+                if count == with_document:
+                    return joined or b""
             rows = self._list(cur, context, "documents", query)
-            documents = [document for _, document in rows]
-            if None not in documents:
-                return documents
-            rendered = _render_documents(cur, [image_id for image_id, doc in rows if doc is None])
-            return [rendered[image_id].encode() if doc is None else doc for image_id, doc in rows]
+            missing = [image_id for image_id, doc in rows if doc is None]
+            rendered = _render_documents(cur, missing) if missing else {}
+            return b", ".join(
+                [rendered[image_id].encode() if doc is None else doc for image_id, doc in rows]
+            )
 
     @_db_call
     def image_get_all_index(
@@ -630,9 +639,16 @@ class Database:
         return [dict(zip(fields, row, strict=True)) for row in rows]
 
     def _list(
-        self, cur: prepared.Cursor, context: RequestContext, select: str, query: _ListQuery
+        self,
+        cur: prepared.Cursor,
+        context: RequestContext,
+        select: str,
+        query: _ListQuery,
+        *,
+        build: Callable[..., sa.Select] = listing.statement,
     ) -> list[tuple]:
-        """The rows of one listing query, `select` naming the columns (listing.SELECTS)."""
+        """The rows of one listing query, `select` naming the columns (listing.SELECTS);
+        `build` makes the statement of its shape."""
         values = query.values
         if query.marker is not None:
             try:
@@ -643,7 +659,7 @@ class Database:
         if query.limit == 0:
             return []
         return cur.fetch(
-            listing.statement,
+            build,
             values,
             select,
             query.filters,

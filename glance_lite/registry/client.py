@@ -8,11 +8,12 @@ exceptions (glance_lite.exceptions), carrying the registry's own explanation.
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable
-from urllib.parse import quote
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote, urlencode
 
 import requests
 import requests.adapters
+import requests.structures
 import urllib3.exceptions
 
 from glance_lite import exceptions
@@ -150,17 +151,24 @@ class RegistryClient:
         return sent
 
     def _call(
-        self, context: RequestContext, method: str, path: str, *, extra=None, **kw
+        self,
+        context: RequestContext,
+        method: str,
+        path: str,
+        *,
+        extra: dict[str, str] | None = None,
+        params: Mapping[str, str | None] | Iterable[tuple[str, str]] | None = None,
+        json: object = None,
     ) -> "Reply":
         all_headers = self.headers_for(context)
         if extra:
             all_headers.update(extra)
         url = self.base_url + path
         try:
+            request = _prepared(method, url, all_headers, params, json)
             # Straight to the session's transport adapter: Session.request would also
             # merge session settings and run cookie jars both ways on every call, for a
             # registry that sets no cookie and is never redirected to (~0.3 ms a call).
-            request = requests.Request(method, url, headers=all_headers, **kw).prepare()
             resp = self.session.get_adapter(url).send(
                 request,
                 stream=True,
@@ -181,6 +189,39 @@ class RegistryClient:
         if reply.status_code >= 300:  # redirects are not followed: an error too
             raise registry_error(reply)
         return reply
+
+
+def _prepared(
+    method: str,
+    url: str,
+    sent: dict[str, str],
+    params: Mapping[str, str | None] | Iterable[tuple[str, str]] | None,
+    body: object,
+) -> requests.PreparedRequest:
+    """The request requests.Request(...).prepare() would make of these, made directly.
+
+    The url is ours and already quoted, so the parsing, IDNA and re-quoting that prepare()
+    runs on it (a third of glance-api's own time on an image create) have nothing to do.
+    As there, parameters whose value is None are left out, a body goes as compact UTF-8
+    JSON, and a PUT/POST/DELETE without one says `Content-Length: 0`.
+    """
+    if params:
+        pairs = params.items() if isinstance(params, Mapping) else params
+        query = urlencode([(key, value) for key, value in pairs if value is not None])
+        if query:
+            url = f"{url}?{query}"
+    request = requests.PreparedRequest()
+    request.method = method
+    request.url = url
+    request.hooks = {"response": []}
+    request.headers = requests.structures.CaseInsensitiveDict(sent)
+    if body is not None:
+        request.body = json.dumps(body, allow_nan=False).encode("utf-8")
+        request.headers["Content-Type"] = "application/json"
+        request.headers["Content-Length"] = str(len(request.body))
+    elif method not in ("GET", "HEAD"):
+        request.headers["Content-Length"] = "0"
+    return request
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,8 +32,8 @@ class ImagesController:
 
     def detail(self, req: webob.Request) -> webob.Response:
         if req.headers.get(headers.OMIT_LOCATIONS) == "true":
-            documents = self._list(req, self.db.image_get_all_documents)
-            return json_bytes(listing_body(documents))
+            entries = self._list(req, self.db.image_get_all_documents)
+            return json_bytes(listing_body(entries))
         images = self._list(req, self.db.image_get_all)
         return wsgi.json_response({"images": [im.image_to_json(i) for i in images]})
 
@@ -112,13 +112,9 @@ class ImagesController:
 # --- shared by the registry's resources ----------------------------------------------
 
 
-def listing_body(documents: list[bytes]) -> bytes:
-    """`{"images": [...]}` around JSON entries, as json.dumps writes it, in one copy."""
-    if not documents:
-        return b'{"images": []}'
-    documents[0] = b'{"images": [' + documents[0]
-    documents[-1] += b"]}"
-    return b", ".join(documents)
+def listing_body(entries: bytes) -> bytes:
+    """`{"images": [...]}` around JSON entries joined with ", ", as json.dumps writes it."""
+    return b'{"images": [' + entries + b"]}"
 
 
 def json_bytes(body: bytes) -> webob.Response:

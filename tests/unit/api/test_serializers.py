@@ -57,6 +57,22 @@ def test_webob_request_headers_are_read_case_insensitively():
     assert parse(req.headers) == {"name": "n", "properties": {"a": "b"}}
 
 
+def test_request_headers_are_read_once_from_the_environ_with_the_body_headers():
+    environ = webob.Request.blank(
+        "/",
+        method="POST",
+        body=b"abc",
+        headers={"X-Image-Meta-Name": "n", "Content-Type": "application/octet-stream"},
+    ).environ
+    found = s.request_headers(environ)
+    assert ("x-image-meta-name", "n") in found
+    assert ("content-type", "application/octet-stream") in found
+    assert ("content-length", "3") in found
+    assert parse(found) == {"name": "n", "properties": {}}
+    assert s.has_body("POST", found)
+    assert s.declared_size(found, {}) == 3
+
+
 def test_unknown_meta_header_is_a_bad_header_named_in_lower_case():
     rejects({"X-Image-Meta-Bogus": "1"}, "Bad header: x-image-meta-bogus")
 
