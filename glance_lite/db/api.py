@@ -542,6 +542,7 @@ class Database:
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout,
                 connection_recycle_time=connection_recycle_time,
+                busy_wait_in_sqlite=False,
             )
         )
 

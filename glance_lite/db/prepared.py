@@ -16,6 +16,8 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 
 import sqlalchemy as sa
 
+from glance_lite.db import session
+
 CACHE_SIZE = 512
 
 
@@ -169,7 +171,7 @@ def transaction(
     try:
         cursor = Cursor(connection.dbapi_connection, statements)
         if begin is not None:
-            cursor.text(begin)
+            session.wait_for_lock(lambda: cursor.text(begin))
         try:
             yield cursor
         except BaseException:

@@ -1,7 +1,10 @@
 """Engines for the image database: URL spelling, SQLite pragmas and pool settings."""
 
 import os
+import random
 import sqlite3
+import time
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -15,6 +18,11 @@ from glance_lite import exceptions
 WRITE_OPTION = "glance_lite_write"
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# Waiting for another process's write lock in Python (see wait_for_lock): first pause and
+# the longest, in seconds; a write holds the lock for a fraction of a millisecond.
+LOCK_PAUSE_FIRST = 0.0005
+LOCK_PAUSE_MAX = 0.02
 
 # Plain dialect names Glance's operators write, mapped to the drivers we ship with.
 _DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
@@ -51,11 +59,21 @@ def create_engine(
     max_overflow: int = 50,
     pool_timeout: int | None = None,
     connection_recycle_time: int = 3600,
+    busy_wait_in_sqlite: bool = True,
 ) -> sa.Engine:
-    """An engine for `url` with the pool options that its dialect supports."""
+    """An engine for `url` with the pool options that its dialect supports.
+
+    `busy_wait_in_sqlite=False` (a server's engine): an SQLite connection never waits
+    in SQLite's busy handler, which sleeps the whole process (every green thread of an
+    eventlet worker) while another process writes. Taking the write lock waits in
+    Python instead (wait_for_lock); any other statement that finds the database locked
+    fails at once, for the caller to retry.
+    """
     parsed = parse_url(url)
     if is_sqlite(parsed):
-        return _sqlite_engine(parsed, max_pool_size, max_overflow, pool_timeout)
+        return _sqlite_engine(
+            parsed, max_pool_size, max_overflow, pool_timeout, busy_wait_in_sqlite
+        )
     kwargs = {
         "pool_size": max_pool_size,
         "max_overflow": max_overflow,
@@ -73,7 +91,11 @@ def create_engine(
 
 
 def _sqlite_engine(
-    url: URL, max_pool_size: int, max_overflow: int, pool_timeout: int | None
+    url: URL,
+    max_pool_size: int,
+    max_overflow: int,
+    pool_timeout: int | None,
+    busy_wait_in_sqlite: bool,
 ) -> sa.Engine:
     path = url.database
     in_memory = not path or path == ":memory:" or path.startswith("file::memory:")
@@ -90,10 +112,13 @@ def _sqlite_engine(
             kwargs["pool_timeout"] = pool_timeout
         engine = sa.create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000 if busy_wait_in_sqlite else 0,
+            },
             **kwargs,
         )
-    _add_sqlite_listeners(engine, wal=not in_memory)
+    _add_sqlite_listeners(engine, wal=not in_memory, busy_wait=busy_wait_in_sqlite)
     return engine
 
 
@@ -105,7 +130,7 @@ def _check_sqlite_directory(path: str) -> None:
         )
 
 
-def _add_sqlite_listeners(engine: sa.Engine, *, wal: bool) -> None:
+def _add_sqlite_listeners(engine: sa.Engine, *, wal: bool, busy_wait: bool) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: sqlite3.Connection, _record) -> None:
         # We emit BEGIN ourselves (see on_begin); pysqlite's own would be DEFERRED.
@@ -117,13 +142,42 @@ def _add_sqlite_listeners(engine: sa.Engine, *, wal: bool) -> None:
             if wal:
                 cursor.execute("PRAGMA journal_mode = WAL")
                 cursor.execute("PRAGMA synchronous = NORMAL")
+            if not busy_wait:  # set last: the pragmas above may wait for a lock
+                cursor.execute("PRAGMA busy_timeout = 0")
         finally:
             cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: sa.Connection) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        wait_for_lock(lambda: connection.exec_driver_sql(statement))
+
+
+def is_locked(err: Exception) -> bool:
+    """Whether a (wrapped) driver error says another connection holds SQLite's lock."""
+    orig = getattr(err, "orig", err)
+    return isinstance(orig, sqlite3.OperationalError) and (
+        getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+        or "database is locked" in str(orig)
+    )
+
+
+def wait_for_lock(begin: Callable[[], object]) -> None:
+    """Run `begin` (a BEGIN statement) until SQLite's lock is free, pausing with
+    time.sleep (a green sleep under eventlet: the process serves others meanwhile), for
+    at most SQLITE_BUSY_TIMEOUT_MS in all, then let the locked error through."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = LOCK_PAUSE_FIRST
+    while True:
+        try:
+            begin()
+            return
+        except sa.exc.DBAPIError as err:
+            if not is_locked(err) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter
+        pause = min(LOCK_PAUSE_MAX, pause * 2)
 
 
 def writer(engine: sa.Engine) -> sa.Engine:

@@ -3,6 +3,7 @@
 import socket
 import sqlite3
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -109,6 +110,28 @@ def test_sixteen_concurrent_writers_all_succeed(tmp_path):
     assert errors == []
     assert len(db.image_get_all(ALICE, {})) == 81
     assert len(db.image_get(ALICE, image["id"])["properties"]) == 16
+
+
+def test_a_writer_waits_for_another_connections_lock_in_python(tmp_path, monkeypatch):
+    # SQLite's busy handler would sleep the whole eventlet worker: the server's engine
+    # leaves it off and waits with time.sleep, which yields to the other green threads.
+    path = tmp_path / "held.sqlite"
+    db = api.Database.from_url(f"sqlite:///{path}")
+    migration.upgrade(db.engine)
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
+    pauses = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(session.time, "sleep", lambda s: (pauses.append(s), real_sleep(s)))
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing
+    threading.Timer(0.3, holder.rollback).start()
+    started = time.monotonic()
+    image = db.image_create(ALICE, {"name": "waited"})
+    assert time.monotonic() - started >= 0.25
+    assert pauses and max(pauses) <= session.LOCK_PAUSE_MAX * 1.5
+    assert db.image_get(ALICE, image["id"])["name"] == "waited"
+    holder.close()
 
 
 def test_locked_errors_are_retried_then_reported(tmp_path, monkeypatch):
