@@ -1,6 +1,7 @@
 """What only the file store does: files on disk, OS error mapping, strict locations."""
 
 import errno
+import fcntl
 import os
 import stat
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from glance_lite import exceptions
 from glance_lite.store import filesystem
 from glance_lite.store.base import BadStoreUri, Duplicate, StorageFull, StorageWriteDenied
-from glance_lite.store.filesystem import WRITE_BUFFER, FilesystemStore
+from glance_lite.store.filesystem import DIRECT_ALIGN, WRITE_BUFFER, FilesystemStore
 
 IMAGE_ID = "71c675ab-d94f-49cd-a114-e12490b328d9"
 
@@ -105,7 +106,7 @@ def fail_with(code):
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EFBIG])
 def test_a_full_medium_is_storage_full_and_leaves_nothing(store, datadir, monkeypatch, code):
-    monkeypatch.setattr(os, "writev", fail_with(code))
+    monkeypatch.setattr(os, "pwrite", fail_with(code))
     with pytest.raises(StorageFull) as caught:
         store.add(IMAGE_ID, iter([b"x" * 100]), None)
     assert caught.value.status == 413
@@ -144,14 +145,14 @@ def test_a_write_protected_medium_is_write_denied(store, datadir, monkeypatch, c
 
 
 def test_a_denied_write_midway_removes_the_temp_file(store, datadir, monkeypatch):
-    monkeypatch.setattr(os, "writev", fail_with(errno.EACCES))
+    monkeypatch.setattr(os, "pwrite", fail_with(errno.EACCES))
     with pytest.raises(StorageWriteDenied):
         store.add(IMAGE_ID, iter([b"x" * 100]), None)
     assert os.listdir(datadir) == []
 
 
 def test_another_os_error_while_writing_propagates_as_is(store, datadir, monkeypatch):
-    monkeypatch.setattr(os, "writev", fail_with(errno.EIO))
+    monkeypatch.setattr(os, "pwrite", fail_with(errno.EIO))
     with pytest.raises(OSError) as caught:
         store.add(IMAGE_ID, iter([b"x"]), None)
     assert caught.value.errno == errno.EIO
@@ -171,11 +172,17 @@ def test_an_os_error_from_the_iterator_is_not_taken_for_a_full_medium(store, dat
     assert os.listdir(datadir) == []
 
 
-def test_a_short_write_is_completed(store, datadir, monkeypatch):
-    real_writev = os.writev
-    monkeypatch.setattr(os, "writev", lambda fd, bufs: real_writev(fd, [bufs[0][:3]]))
-    data = [b"abcdef", b"ghij", b"klmnop"]
-    store.add(IMAGE_ID, iter(data), None)
+@pytest.mark.parametrize("io", ["direct", "buffered"])
+def test_a_short_write_is_completed(datadir, monkeypatch, io):
+    if io == "buffered":
+        monkeypatch.delattr(os, "O_DIRECT", raising=False)
+    real_pwrite = os.pwrite
+    # short by whole blocks, as a disk written with O_DIRECT would be
+    monkeypatch.setattr(
+        os, "pwrite", lambda fd, data, offset: real_pwrite(fd, data[:DIRECT_ALIGN], offset)
+    )
+    data = [b"abcdef" * 1000, b"ghij", b"klmnop" * 3000]
+    FilesystemStore(str(datadir)).add(IMAGE_ID, iter(data), None)
     assert (datadir / IMAGE_ID).read_bytes() == b"".join(data)
 
 
@@ -189,19 +196,67 @@ def test_blocking_work_goes_through_offload(datadir):
     store = FilesystemStore(str(datadir), offload=offload)
     store.add(IMAGE_ID, iter([b"x" * WRITE_BUFFER, b"y"]), None)
     assert calls == [
-        "_hash_all",
-        "_write_batch",
-        "_hash_all",
-        "_write_batch",
+        "_hash_block",
+        "_write_block",
+        "_hash_block",
+        "_write_block",
         "fsync",
         "_fsync_dir",
     ]
 
 
-# -- write-behind
+# -- O_DIRECT
 
 
-def test_writeback_starts_for_each_batch_as_it_is_written(store, datadir, monkeypatch):
+def direct_io_flags(monkeypatch) -> list[bool]:
+    """Whether each block the store writes goes through an O_DIRECT descriptor."""
+    seen = []
+    real = filesystem._write_block
+
+    def spy(fd, *args):
+        seen.append(bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT))
+        return real(fd, *args)
+
+    monkeypatch.setattr(filesystem, "_write_block", spy)
+    return seen
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="O_DIRECT is Linux's")
+@pytest.mark.parametrize("size", [1, DIRECT_ALIGN, WRITE_BUFFER + DIRECT_ALIGN + 7])
+def test_uploads_bypass_the_page_cache_and_keep_their_exact_size(datadir, monkeypatch, size):
+    seen = direct_io_flags(monkeypatch)
+    data = os.urandom(size)
+    result = FilesystemStore(str(datadir)).add(IMAGE_ID, iter([data[:5], data[5:]]), None)
+    assert seen and all(seen)
+    assert result.size == size
+    assert (datadir / IMAGE_ID).read_bytes() == data
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="O_DIRECT is Linux's")
+def test_a_file_system_without_o_direct_gets_buffered_writes(datadir, monkeypatch):
+    real_open = os.open
+
+    def no_direct(path, flags, *args):
+        if flags & os.O_DIRECT:
+            os.close(real_open(path, flags & ~os.O_DIRECT, *args))  # created, then refused
+            raise OSError(errno.EINVAL, "Invalid argument", path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_direct)
+    seen = direct_io_flags(monkeypatch)
+    data = b"z" * (WRITE_BUFFER + 3)
+    FilesystemStore(str(datadir)).add(IMAGE_ID, iter([data]), None)
+    assert seen == [False, False]
+    assert os.listdir(datadir) == [IMAGE_ID]
+    assert (datadir / IMAGE_ID).read_bytes() == data
+
+
+# -- write-behind (buffered writes)
+
+
+def test_writeback_starts_for_each_batch_as_it_is_written(datadir, monkeypatch):
+    monkeypatch.delattr(os, "O_DIRECT", raising=False)  # buffered writes only
+    store = FilesystemStore(str(datadir))
     started = []
     real = filesystem._start_writeback
 
@@ -229,9 +284,10 @@ def test_the_writeback_call_is_found_and_accepted_on_linux(tmp_path):
         assert filesystem._start_writeback(f.fileno(), 0, 8192) == 0
 
 
-def test_a_refused_writeback_only_leaves_the_work_to_the_final_fsync(store, datadir, monkeypatch):
+def test_a_refused_writeback_only_leaves_the_work_to_the_final_fsync(datadir, monkeypatch):
+    monkeypatch.delattr(os, "O_DIRECT", raising=False)  # buffered writes only
     monkeypatch.setattr(filesystem, "_start_writeback", lambda fd, offset, nbytes: -1)
-    result = store.add(IMAGE_ID, iter([b"x" * 100]), None)
+    result = FilesystemStore(str(datadir)).add(IMAGE_ID, iter([b"x" * 100]), None)
     assert result.size == 100
     assert (datadir / IMAGE_ID).read_bytes() == b"x" * 100
 
