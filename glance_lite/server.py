@@ -12,6 +12,7 @@ Signals:
 """
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -429,6 +430,28 @@ def _exit_after_grace(grace: int) -> None:
     os._exit(0)
 
 
+# glibc mallopt() parameter: how much free memory the top of the heap keeps when it is
+# trimmed (and adds when it grows).
+M_TOP_PAD = -2
+HEAP_SLACK = 16 << 20
+
+
+def keep_heap_slack() -> bool:
+    """Let glibc's heap keep HEAP_SLACK bytes free at its top instead of 128 KiB.
+
+    A request that builds a few hundred KiB (a listing of 1,000 images passes through
+    five such buffers) otherwise returns the memory to the kernel as it ends and faults
+    fresh pages in on the next one: half the CPU time of a registry listing here
+    (1.30 -> 0.64 ms a call). The slack is touched once and reused: RSS holds it.
+    False where the C library has no mallopt (not glibc)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return mallopt(M_TOP_PAD, HEAP_SLACK) == 1
+
+
 class Service:
     """One service: its config, how to load its app, and the process tree serving it."""
 
@@ -442,6 +465,7 @@ class Service:
         return ServerOptions(self.conf, self.default_port)
 
     def serve(self) -> None:
+        keep_heap_slack()
         opts = self.options()
         app = self.load_app()  # fail early, in the parent, on a bad paste or db config
         sock = bind(opts)
