@@ -17,13 +17,18 @@ class Profile:
     creates: int = 2000  # images created per round; the list is taken with these present
     create_clients: int = 16
     head_calls: int = 200  # per round
-    list_calls: int = 5  # per round
+    list_calls: int = 40  # per round (the figure is their median: a few ms each)
     list_limit: int = 1000
     disk_write_mib: int = 256
     disk_repeats: int = 5
 
     def repeats(self, size_mib: int) -> int:
         return self.repeats_big if size_mib >= 256 else self.repeats_small
+
+    def download_repeats(self, size_mib: int) -> int:
+        """Downloads of small images take milliseconds and swing with the machine: three
+        times as many repeats as their uploads."""
+        return self.repeats(size_mib) * (1 if size_mib >= 256 else 3)
 
 
 FULL = Profile("full", (16, 256, 1024), repeats_big=3, repeats_small=5)
@@ -38,7 +43,7 @@ SMOKE = Profile(
     creates=100,
     create_clients=4,
     head_calls=20,
-    list_calls=2,
+    list_calls=4,
     disk_write_mib=4,
     disk_repeats=2,
 )

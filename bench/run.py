@@ -92,7 +92,10 @@ def machine_summary(s: Session, nginx_note: str, workdir: Path) -> list[str]:
         f"ceilings: {nginx_text}; no-op chain {s.noop.workers}+{s.noop.workers} workers on "
         "glance_lite.server; md5 and disk measured in the bench process",
         f"repeats: {s.profile.repeats_big} for transfers of 256 MiB and more, "
-        f"{s.profile.repeats_small} otherwise; median and range (min-max) of the repeats",
+        f"{s.profile.repeats_small} otherwise ({s.profile.download_repeats(16)} for downloads "
+        f"of smaller images; the first after the upload reads from disk); median and range "
+        f"(min-max) of the repeats; a list latency is the median of "
+        f"{s.profile.list_calls} calls",
     ]
 
 

@@ -63,7 +63,9 @@ def transfers(s: Session, size_mib: int) -> None:
     tag = size_label(size_mib)
     repeats = s.profile.repeats(size_mib)
     _transfer_figures(s, size_mib)
-    growth = [0.0] * repeats  # per repeat: the worst glance-api process over all transfers
+    downloads = s.profile.download_repeats(size_mib)
+    # per repeat: the worst glance-api process over the transfers of that repeat
+    growth = [0.0] * max(repeats, downloads)
     image_id = None
     for r in range(repeats):
         speed, digest = ceilings.md5_file(path)
@@ -76,7 +78,7 @@ def transfers(s: Session, size_mib: int) -> None:
             image_id = _check_upload(result, size_mib * MIB, digest)
             s.add(f"upload_{mode}_{size_mib}", result.throughput(size_mib * MIB))
             growth[r] = max(growth[r], watch.worst("glance-api", "growth_mib"))
-    for r in range(repeats):
+    for r in range(downloads):
         with s.watch(f"download {tag}") as watch:
             result = _checked(download(f"{s.api_url}/v1/images/{image_id}"), size_mib * MIB)
         s.add(f"download_{size_mib}", result.throughput(size_mib * MIB))
