@@ -108,19 +108,26 @@ ACCESS_LOG = "eventlet.wsgi.server"
 
 class ThreadOffload:
     """Blocking work (hashing, writes, fsync) on eventlet's pool of OS threads, so the
-    hub keeps serving: `offload(fn, *args)` waits for the result; `offload.start(fn,
-    *args)` returns at once with a green thread whose wait() gives it."""
+    hub keeps serving: `offload(fn, *args)` waits for the result; `offload.start_after(
+    previous, fn, *args)` returns at once with a green thread whose wait() gives it."""
 
     def __call__(self, fn, *args):
         from eventlet import tpool
 
         return tpool.execute(fn, *args)
 
-    def start(self, fn, *args):
+    def start_after(self, previous, fn, *args):
+        """A green thread that waits for `previous` (one of these, or None), then runs
+        fn on the pool; its wait() gives fn's result, or the first error of the chain."""
         import eventlet
         from eventlet import tpool
 
-        return eventlet.spawn(tpool.execute, fn, *args)
+        def run():
+            if previous is not None:
+                previous.wait()
+            return tpool.execute(fn, *args)
+
+        return eventlet.spawn(run)
 
 
 thread_offload = ThreadOffload()

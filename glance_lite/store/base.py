@@ -36,13 +36,16 @@ class Finished:
         return self._result
 
 
-def starter(offload: Callable) -> Callable:
-    """`offload.start` when the offload can run work in the background (the server's
-    thread pool can), else a stand-in that runs the work through `offload` at once."""
-    start = getattr(offload, "start", None)
-    if start is not None:
-        return start
-    return lambda fn, *args: Finished(offload, fn, *args)
+def after_starter(offload: Callable) -> Callable:
+    """`offload.start_after(previous, fn, *args)` when the offload can run work in the
+    background (the server's thread pool can): fn starts once `previous` (a job it
+    returned, or None) has finished, and the call returns at once with a job whose
+    wait() gives fn's result. Otherwise a stand-in that runs fn through `offload` at
+    once: in call order, so after `previous` too."""
+    start_after = getattr(offload, "start_after", None)
+    if start_after is not None:
+        return start_after
+    return lambda previous, fn, *args: Finished(offload, fn, *args)
 
 
 class StoreNotFound(exceptions.NotFound):

@@ -12,6 +12,7 @@ gigabytes no longer pushes the images being served out of the cache. The first
 download of a new image reads it from disk; the server reads ahead of sendfile().
 """
 
+import collections
 import contextlib
 import ctypes
 import errno
@@ -33,14 +34,16 @@ from glance_lite.store.base import (
     StorageWriteDenied,
     Store,
     StoreNotFound,
+    after_starter,
     direct_call,
-    starter,
 )
 
 LOG = logging.getLogger(__name__)
 
-# Bytes gathered from the incoming chunks before one write; an upload holds two buffers.
+# Bytes gathered from the incoming chunks before one write, and how many such buffers an
+# upload fills in turn (one filling while the others are hashed and written).
 WRITE_BUFFER = 4 * 1024 * 1024
+BUFFERS = 2
 # What O_DIRECT writes are aligned to (address, length, offset): the logical block size
 # of any disk in use (512 or 4096 bytes). WRITE_BUFFER is a multiple of it.
 DIRECT_ALIGN = 4096
@@ -79,7 +82,7 @@ class FilesystemStore(Store):
         self._chunk_size = chunk_size
         self._file_perm = file_perm
         self._offload = offload
-        self._start = starter(offload)
+        self._start_after = after_starter(offload)
 
     def add(self, image_id: str, chunks: Iterable[bytes], size: int | None) -> AddResult:
         path = self._path_for(image_id)
@@ -150,45 +153,47 @@ class FilesystemStore(Store):
         return nbytes, checksum
 
     def _write(self, fd: int, chunks: Iterable[bytes], direct: bool) -> tuple[int, str]:
-        """Hash, count and write the chunks through two page-aligned buffers.
+        """Hash, count and write the chunks through BUFFERS page-aligned buffers.
 
-        The chunks are copied into one buffer while the other, full, is hashed and
-        written in the background (two jobs that release the GIL, on the offload's
-        threads). With `direct` (O_DIRECT) the last write is padded to a whole block and
-        the file cut back to its size. Errors raised by `chunks` itself pass through.
+        The chunks are copied into one buffer while the full ones are hashed and written
+        in the background, each in order after the one before (two chains of jobs that
+        release the GIL, on the offload's threads). With `direct` (O_DIRECT) the last
+        write is padded to a whole block and the file cut back to its size. Errors
+        raised by `chunks` itself pass through.
         """
         md5 = hashlib.md5(usedforsecurity=False)
-        buffers = (mmap.mmap(-1, WRITE_BUFFER), mmap.mmap(-1, WRITE_BUFFER))
-        current = buffers[0]
-        filled = 0  # bytes in `current`
+        buffers = [mmap.mmap(-1, WRITE_BUFFER) for _ in range(BUFFERS)]
+        index = 0
+        filled = 0  # bytes in buffers[index]
         written = 0  # bytes handed to writes already started
-        in_flight: tuple = ()
+        in_flight: collections.deque[tuple] = collections.deque()  # oldest first
         try:
             for chunk in chunks:
                 view = memoryview(chunk)
                 while view:
+                    current = buffers[index]
                     take = min(len(view), WRITE_BUFFER - filled)
                     current[filled : filled + take] = view[:take]
                     filled += take
                     view = view[take:]
                     if filled == WRITE_BUFFER:
-                        _finish(in_flight)  # the other buffer is free again
-                        in_flight = self._start_block(fd, md5, current, filled, written, direct)
+                        self._start_block(in_flight, fd, md5, current, filled, written, direct)
                         written += filled
                         filled = 0
-                        current = buffers[current is buffers[0]]
-            _finish(in_flight)
-            in_flight = ()
+                        index = (index + 1) % BUFFERS
+                        if len(in_flight) == BUFFERS:  # the next buffer is still in use
+                            _finish(in_flight.popleft())
             if filled:
-                in_flight = self._start_block(fd, md5, current, filled, written, direct)
-                _finish(in_flight)
-                in_flight = ()
+                self._start_block(in_flight, fd, md5, buffers[index], filled, written, direct)
                 written += filled
-                if direct and filled % DIRECT_ALIGN:
-                    with _storage_errors():
-                        os.ftruncate(fd, written)
+            while in_flight:
+                _finish(in_flight.popleft())
+            if direct and written % DIRECT_ALIGN:
+                with _storage_errors():
+                    os.ftruncate(fd, written)
         except BaseException:
-            _abandon(in_flight)
+            while in_flight:
+                _abandon(in_flight.popleft())
             raise
         finally:
             for buf in buffers:
@@ -199,10 +204,23 @@ class FilesystemStore(Store):
         return written, md5.hexdigest()
 
     def _start_block(
-        self, fd: int, md5, buf: mmap.mmap, nbytes: int, offset: int, direct: bool
-    ) -> tuple:
-        hashing = self._start(_hash_block, md5, buf, nbytes)
-        return (hashing, self._start(_write_block, fd, buf, nbytes, offset, direct))
+        self,
+        in_flight: collections.deque,
+        fd: int,
+        md5,
+        buf: mmap.mmap,
+        nbytes: int,
+        offset: int,
+        direct: bool,
+    ) -> None:
+        """Queue the hash and the write of one full buffer, each after its predecessor."""
+        hashed, wrote = in_flight[-1] if in_flight else (None, None)
+        in_flight.append(
+            (
+                self._start_after(hashed, _hash_block, md5, buf, nbytes),
+                self._start_after(wrote, _write_block, fd, buf, nbytes, offset, direct),
+            )
+        )
 
     def _publish(self, tmp: str, path: str, image_id: str) -> None:
         """Give the synced temporary file its final name, durably; never overwrite."""
