@@ -613,11 +613,13 @@ class Database:
         query = _list_query(context, filters, **options)
         with self._read() as cur:
             if self._joins_in_sql and query.limit:
-                ((count, with_document, joined),) = self._list(
+                ((joined,),) = self._list(
                     cur, context, "documents", query, build=listing.joined_documents
                 )
-                if count == with_document:
-                    return joined or b""
+                if joined is None:
+                    return b""
+                if listing.MISSING_DOCUMENT not in joined:
+                    return joined
             rows = self._list(cur, context, "documents", query)
             missing = [image_id for image_id, doc in rows if doc is None]
             rendered = _render_documents(cur, missing) if missing else {}

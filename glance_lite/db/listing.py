@@ -355,7 +355,7 @@ def statement(
 
 class JoinedBytes(sa.sql.functions.FunctionElement):
     """SQLite: the bytes of a column's values in the order the rows come, joined with
-    ", " (NULLs left out)."""
+    ", ", a NULL value showing as one NUL byte (which JSON text never holds)."""
 
     type = sa.types.NullType()
     name = "joined_bytes"
@@ -364,18 +364,22 @@ class JoinedBytes(sa.sql.functions.FunctionElement):
 
 @compiles(JoinedBytes, "sqlite")
 def _group_concat(element, compiler, **kw) -> str:
-    return f"CAST(group_concat({compiler.process(element.clauses, **kw)}, ', ') AS BLOB)"
+    value = compiler.process(element.clauses, **kw)
+    return f"CAST(group_concat(coalesce({value}, X'00'), ', ') AS BLOB)"
+
+
+MISSING_DOCUMENT = b"\x00"  # where joined_documents found an image without its entry
 
 
 def joined_documents(*shape) -> sa.Select:
-    """SQLite only, for a "documents" shape with a limit: one row (entries, entries that
-    have a document, their documents joined with ", ") of that listing.
+    """SQLite only, for a "documents" shape with a limit: one row holding the entries of
+    that listing joined with ", " (NULL when it lists nothing), MISSING_DOCUMENT in
+    place of any entry not stored yet.
 
     The rows are joined in the order the listing gives them: the subquery's LIMIT keeps
     SQLite from flattening it or dropping its ORDER BY, and group_concat takes the rows
     as the subquery yields them. Joining in SQL spares building a Python object per row,
-    which took longer than the query itself.
+    which took longer than the query itself; a NUL marker spares counting the entries.
     """
     listed = statement(*shape).subquery()
-    document = listed.c.document
-    return sa.select(sa.func.count(), sa.func.count(document), JoinedBytes(document))
+    return sa.select(JoinedBytes(listed.c.document))
