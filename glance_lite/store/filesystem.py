@@ -16,6 +16,7 @@ import collections
 import contextlib
 import ctypes
 import errno
+import fcntl
 import hashlib
 import logging
 import mmap
@@ -423,9 +424,25 @@ def _write_block(fd: int, buf: mmap.mmap, nbytes: int, offset: int, direct: bool
     with memoryview(buf) as view:
         done = 0
         while done < length:  # a short write: finish it
-            done += os.pwrite(fd, view[done:length], offset + done)
+            try:
+                done += os.pwrite(fd, view[done:length], offset + done)
+            except OSError as err:
+                if err.errno != errno.EINVAL or not _drop_direct(fd):
+                    raise
+                # a file system that took O_DIRECT at open but not these writes (other
+                # alignment rules): the rest of the upload goes through the page cache
     if not direct:
         _write_behind(fd, offset, nbytes)
+
+
+def _drop_direct(fd: int) -> bool:
+    """Turn O_DIRECT off on `fd`; False when it was not on (nothing left to try)."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if not flags & getattr(os, "O_DIRECT", 0):
+        return False
+    LOG.warning("O_DIRECT writes refused by the file system: writing through the page cache")
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+    return True
 
 
 def _load_sync_file_range() -> Callable[[int, int, int], int] | None:

@@ -269,6 +269,27 @@ def test_a_file_system_without_o_direct_gets_buffered_writes(datadir, monkeypatc
     assert (datadir / IMAGE_ID).read_bytes() == data
 
 
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="O_DIRECT is Linux's")
+def test_direct_writes_refused_after_open_go_through_the_page_cache(datadir, monkeypatch):
+    if not takes_o_direct(datadir):
+        pytest.skip(f"the file system of {datadir} does not take O_DIRECT")
+    real_pwrite = os.pwrite
+    refused = []
+
+    def picky(fd, data, offset):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(offset)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", picky)
+    data = os.urandom(WRITE_BUFFER + DIRECT_ALIGN + 3)
+    result = FilesystemStore(str(datadir)).add(IMAGE_ID, iter([data]), None)
+    assert refused == [0]  # once: the descriptor then writes through the page cache
+    assert result.size == len(data)
+    assert (datadir / IMAGE_ID).read_bytes() == data
+
+
 # -- write-behind (buffered writes)
 
 
