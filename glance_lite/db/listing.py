@@ -362,13 +362,14 @@ class JoinedBytes(sa.sql.functions.FunctionElement):
     inherit_cache = True
 
 
+MISSING_DOCUMENT = b"\x00"  # where joined_documents found an image without its entry
+
+
 @compiles(JoinedBytes, "sqlite")
 def _group_concat(element, compiler, **kw) -> str:
     value = compiler.process(element.clauses, **kw)
-    return f"CAST(group_concat(coalesce({value}, X'00'), ', ') AS BLOB)"
-
-
-MISSING_DOCUMENT = b"\x00"  # where joined_documents found an image without its entry
+    marker = f"X'{MISSING_DOCUMENT.hex()}'"
+    return f"CAST(group_concat(coalesce({value}, {marker}), ', ') AS BLOB)"
 
 
 def joined_documents(*shape) -> sa.Select:

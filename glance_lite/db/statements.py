@@ -205,14 +205,24 @@ def retire_property() -> sa.Update:
     )
 
 
+def _location_values() -> dict:
+    """The binds of a location's own columns, as inserts and rewrites set them."""
+    names = ("value", "meta_data", "status", "deleted", "deleted_at")
+    return {name: _bp(f"v_{name}", _locs.c[name]) for name in names}
+
+
+def _one_location() -> tuple:
+    """Location w_id of image w_image_id."""
+    return (
+        _locs.c.id == _bp("w_id", _locs.c.id),
+        _locs.c.image_id == _bp("w_image_id", _locs.c.image_id),
+    )
+
+
 def insert_location() -> sa.Insert:
     return _locs.insert().values(
         image_id=_bp("v_image_id", _locs.c.image_id),
-        value=_bp("v_value", _locs.c.value),
-        meta_data=_bp("v_meta_data", _locs.c.meta_data),
-        status=_bp("v_status", _locs.c.status),
-        deleted=_bp("v_deleted", _locs.c.deleted),
-        deleted_at=_bp("v_deleted_at", _locs.c.deleted_at),
+        **_location_values(),
         created_at=_bp("v_now", _locs.c.created_at),
         updated_at=_bp("v_now", _locs.c.updated_at),
     )
@@ -222,18 +232,8 @@ def update_location() -> sa.Update:
     """Rewrite location w_id of image w_image_id."""
     return (
         _locs.update()
-        .where(
-            _locs.c.id == _bp("w_id", _locs.c.id),
-            _locs.c.image_id == _bp("w_image_id", _locs.c.image_id),
-        )
-        .values(
-            value=_bp("v_value", _locs.c.value),
-            meta_data=_bp("v_meta_data", _locs.c.meta_data),
-            status=_bp("v_status", _locs.c.status),
-            deleted=_bp("v_deleted", _locs.c.deleted),
-            deleted_at=_bp("v_deleted_at", _locs.c.deleted_at),
-            updated_at=_bp("v_now", _locs.c.updated_at),
-        )
+        .where(*_one_location())
+        .values(**_location_values(), updated_at=_bp("v_now", _locs.c.updated_at))
     )
 
 
@@ -241,10 +241,7 @@ def retire_location() -> sa.Update:
     """Mark location w_id deleted with status v_status (Glance: deleted or pending_delete)."""
     return (
         _locs.update()
-        .where(
-            _locs.c.id == _bp("w_id", _locs.c.id),
-            _locs.c.image_id == _bp("w_image_id", _locs.c.image_id),
-        )
+        .where(*_one_location())
         .values(
             deleted=True,
             status=_bp("v_status", _locs.c.status),
