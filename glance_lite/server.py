@@ -314,8 +314,9 @@ class _ReadAhead:
     """Keeps the kernel reading a file READAHEAD bytes at a time ahead of a sendfile()
     loop, and each sendfile() within what it was asked to read. An image not in the
     page cache (uploads bypass it) is then read from disk in big requests, instead of
-    with the kernel's own 128-256 KiB readahead inside sendfile(). A no-op for pages
-    already cached or a descriptor that is not a plain file."""
+    with the kernel's own 128-256 KiB readahead inside sendfile(). A window whose last
+    page is already cached is taken as read; a descriptor that is not a plain file is
+    not asked for anything."""
 
     def __init__(self, fd: int, count: int):
         self.fd = fd
@@ -325,6 +326,7 @@ class _ReadAhead:
             self.position = None
         self.end = (self.position or 0) + count
         self.asked = self.position or 0  # asked to be read up to here
+        self._probe = bytearray(1)
 
     def sendable(self, count: int) -> int:
         """How much of `count` the next sendfile() should send: at most up to where the
@@ -332,13 +334,23 @@ class _ReadAhead:
         if self.position is None:
             return count
         while self.asked - self.position < READAHEAD and self.asked < self.end:
-            try:
-                os.posix_fadvise(self.fd, self.asked, READAHEAD, os.POSIX_FADV_WILLNEED)
-            except OSError:
-                self.position = None  # not a file to read ahead in: stop asking
-                return count
+            if not self._cached(min(self.asked + READAHEAD, self.end) - 1):
+                try:
+                    os.posix_fadvise(self.fd, self.asked, READAHEAD, os.POSIX_FADV_WILLNEED)
+                except OSError:
+                    self.position = None  # not a file to read ahead in: stop asking
+                    return count
             self.asked += READAHEAD
         return max(1, min(count, self.asked - self.position))
+
+    def _cached(self, offset: int) -> bool:
+        """Whether the page holding byte `offset` is in the page cache: a one-byte read
+        that may not wait (1 us) spares a window already read its WILLNEED, which walks
+        the window's pages even when all are cached (120 us for 8 MiB)."""
+        try:
+            return os.preadv(self.fd, [self._probe], offset, os.RWF_NOWAIT) > 0
+        except (OSError, AttributeError):  # not cached, or no RWF_NOWAIT for this file
+            return False
 
     def moved(self, sent: int) -> None:
         if self.position is not None:

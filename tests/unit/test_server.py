@@ -5,6 +5,7 @@ import platform
 import subprocess
 import sys
 
+import pytest
 import webob
 
 from glance_lite import server
@@ -61,15 +62,38 @@ def test_the_heap_keeps_its_slack_on_glibc():
     assert done.stdout.strip() == str(expected), done.stderr
 
 
+def _uncached_file(path, size: int) -> None:
+    """A file of `size` bytes none of which is in the page cache (written, synced, its
+    clean pages dropped); skips where this file system keeps them (tmpfs)."""
+    with open(path, "wb") as f:
+        f.write(b"x" * size)
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    with open(path, "rb") as f:
+        try:
+            os.preadv(f.fileno(), [bytearray(1)], size - 1, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return
+    pytest.skip("this file system keeps the pages of a synced file cached")
+
+
+def _recording_fadvise(monkeypatch) -> list:
+    asked = []
+    real = os.posix_fadvise
+
+    def record(fd, offset, length, advice):
+        asked.append((offset, length, advice))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    return asked
+
+
 def test_sendfile_reads_ahead_in_windows_and_stays_within_them(tmp_path, monkeypatch):
     path = tmp_path / "image"
-    path.write_bytes(b"x" * (3 * server.READAHEAD + 5))
-    asked = []
-    monkeypatch.setattr(
-        os,
-        "posix_fadvise",
-        lambda fd, offset, length, advice: asked.append((offset, length, advice)),
-    )
+    _uncached_file(path, 3 * server.READAHEAD + 5)
+    asked = _recording_fadvise(monkeypatch)
     with open(path, "rb") as f:
         f.seek(100)
         ahead = server._ReadAhead(f.fileno(), 3 * server.READAHEAD - 95)
@@ -79,6 +103,20 @@ def test_sendfile_reads_ahead_in_windows_and_stays_within_them(tmp_path, monkeyp
         ahead.moved(first - 1)
         assert ahead.sendable(10 * server.READAHEAD) == server.READAHEAD + 1
         assert [offset for offset, _, _ in asked] == [100, 100 + server.READAHEAD]
+
+
+def test_a_window_already_in_the_page_cache_is_not_asked_for(tmp_path, monkeypatch):
+    path = tmp_path / "image"
+    path.write_bytes(b"x" * (2 * server.READAHEAD))
+    with open(path, "rb") as f:
+        f.read()  # every page cached
+    asked = _recording_fadvise(monkeypatch)
+    with open(path, "rb") as f:
+        ahead = server._ReadAhead(f.fileno(), 2 * server.READAHEAD)
+        assert ahead.sendable(10 * server.READAHEAD) == server.READAHEAD  # still windowed
+        ahead.moved(server.READAHEAD)
+        assert ahead.sendable(10 * server.READAHEAD) == server.READAHEAD
+    assert asked == []
 
 
 def test_sendfile_on_something_not_a_file_is_not_held_back(monkeypatch):
