@@ -7,6 +7,10 @@ The front forwards each request as one HTTP call with a pooled requests session 
 glance-api calls glance-registry) and returns the backend's JSON untouched; the backend
 answers at once from memory. No database, no paste pipeline, no parsing: what glance-api
 and glance-registry take beyond this chain is glance-lite's own overhead.
+
+With --file-root, `GET /files/<name>` on the front is the same forwarded call followed by
+the file `<name>` under that root, sent as glance-api sends image data (the server's
+file_wrapper, sendfile): the least any download through a registry call can take.
 """
 
 import json
@@ -68,22 +72,36 @@ class Front:
     """Forwards the request (POST stays POST, anything else becomes GET) and returns the
     backend's status and JSON body as they are."""
 
-    def __init__(self, backend_url: str):
+    def __init__(self, backend_url: str, file_root: Path | None = None):
         from glance_lite.registry.client import pooled_session
 
         self.backend_url = backend_url.rstrip("/")
+        self.file_root = file_root
         self.session = pooled_session(100)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         _drain(environ)
         method = "POST" if environ["REQUEST_METHOD"] == "POST" else "GET"
-        url = self.backend_url + environ.get("PATH_INFO", "/")
+        path = environ.get("PATH_INFO", "/")
+        url = self.backend_url + path
         if environ.get("QUERY_STRING"):
             url += "?" + environ["QUERY_STRING"]
         resp = self.session.request(method, url, timeout=60)
         body = resp.content
+        if self.file_root is not None and path.startswith("/files/"):
+            return self._file(environ, start_response, path.removeprefix("/files/"))
         start_response(f"{resp.status_code} {resp.reason}", _json_headers(body))
         return [body]
+
+    def _file(self, environ: dict, start_response: Callable, name: str) -> Iterable[bytes]:
+        path = self.file_root / Path(name).name
+        if not path.is_file():
+            start_response("404 Not Found", _json_headers(b""))
+            return [b""]
+        data = path.open("rb")
+        headers = [("Content-Type", "application/octet-stream")]
+        start_response("200 OK", [*headers, ("Content-Length", str(path.stat().st_size))])
+        return environ["wsgi.file_wrapper"](data)
 
 
 def _json_headers(body: bytes) -> list[tuple[str, str]]:
@@ -107,6 +125,7 @@ def register_opts(conf: "cfg.ConfigOpts") -> None:
             cfg.StrOpt("role", choices=["front", "backend"], required=True),
             cfg.StrOpt("backend-url", dest="backend_url"),
             cfg.StrOpt("list-payload", dest="list_payload", required=True),
+            cfg.StrOpt("file-root", dest="file_root"),
         ]
     )
 
@@ -122,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     config.set(conf, offload=server.thread_offload)
     log.setup(conf, f"noop-{conf.role}")
     if conf.role == "front":
-        load_app = lambda: Front(conf.backend_url)  # noqa: E731 - built in each worker
+        root = Path(conf.file_root) if conf.file_root else None
+        load_app = lambda: Front(conf.backend_url, root)  # noqa: E731 - built in each worker
     else:
         load_app = lambda: Backend(Path(conf.list_payload))  # noqa: E731
     server.Service(f"noop-{conf.role}", conf, load_app, 0).serve()

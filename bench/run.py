@@ -154,7 +154,8 @@ def run(profile: Profile, workdir: Path, parts: set[str]) -> tuple[Session, list
     try:
         glance.start()
         workers = glance.workers["glance-api"]
-        noop = NoopChain(workdir / "noop", workers, workdir / "noop" / "list.json").start()
+        payload = workdir / "noop" / "list.json"
+        noop = NoopChain(workdir / "noop", workers, payload, glance.datadir).start()
         if nginx_bin:
             nginx = nginx_mod.Nginx(nginx_bin, workdir / "nginx", glance.datadir, workers)
             try:

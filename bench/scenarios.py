@@ -86,6 +86,8 @@ def transfers(s: Session, size_mib: int) -> None:
         if s.nginx:
             result = _checked(download(f"{s.nginx.url}/{image_id}"), size_mib * MIB)
             s.add(f"nginx_get_{size_mib}", result.throughput(size_mib * MIB))
+        result = _checked(download(f"{s.noop.front.url}/files/{image_id}"), size_mib * MIB)
+        s.add(f"noop_get_{size_mib}", result.throughput(size_mib * MIB))
     s.delete_image(image_id)
     for value in growth:
         s.add(f"api_growth_{size_mib}", value)
@@ -112,6 +114,14 @@ def _transfer_figures(s: Session, size_mib: int) -> None:
         "MiB/s",
         ceiling=f"nginx_get_{size_mib}",
         target=DOWNLOAD_TARGET,
+        group="transfer",
+    )
+    # what the server stack and one forwarded call leave of nginx, whatever the api does
+    s.figure(
+        f"noop_get_{size_mib}",
+        f"no-op chain GET, {tag} (one forwarded call, then sendfile)",
+        "MiB/s",
+        ceiling=f"nginx_get_{size_mib}",
         group="transfer",
     )
     s.figure(

@@ -200,18 +200,22 @@ class NoopChain:
     asked for), and every other call with a small image document.
     """
 
-    def __init__(self, workdir: Path, workers: int, list_payload: Path):
+    def __init__(
+        self, workdir: Path, workers: int, list_payload: Path, file_root: Path | None = None
+    ):
         self.workdir = workdir
         self.workers = workers
         self.list_payload = list_payload
+        self.file_root = file_root  # the front's GET /files/<name> serves these files
         self.backend: ServerProcess | None = None
         self.front: ServerProcess | None = None
 
     def start(self) -> "NoopChain":
         self.backend = self._server("noop-backend", ["--role", "backend"]).start(self.workers)
-        self.front = self._server(
-            "noop-front", ["--role", "front", "--backend-url", self.backend.url]
-        ).start(self.workers)
+        front = ["--role", "front", "--backend-url", self.backend.url]
+        if self.file_root:
+            front += ["--file-root", str(self.file_root)]
+        self.front = self._server("noop-front", front).start(self.workers)
         return self
 
     def stop(self) -> None:
