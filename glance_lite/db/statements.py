@@ -136,26 +136,25 @@ def update_image(keys: tuple[str, ...], with_from_state: bool) -> sa.Update:
     return stmt.values({key: _bp(f"v_{key}", _images.c[key]) for key in keys})
 
 
+def _retired(table: sa.TableClause) -> dict:
+    """The values that soft-delete a row of `table` at v_now."""
+    return {
+        "deleted": True,
+        "deleted_at": _bp("v_now", table.c.deleted_at),
+        "updated_at": _bp("v_now", table.c.updated_at),
+    }
+
+
 def soft_delete_image() -> sa.Update:
     return (
-        _images.update()
-        .where(_images.c.id == _bp("w_id", _images.c.id))
-        .values(
-            deleted=True,
-            deleted_at=_bp("v_now", _images.c.deleted_at),
-            updated_at=_bp("v_now", _images.c.updated_at),
-        )
+        _images.update().where(_images.c.id == _bp("w_id", _images.c.id)).values(_retired(_images))
     )
 
 
 def soft_delete_children(table_name: str) -> sa.Update:
     """Mark the live rows of one child table of image w_image_id deleted."""
     table = _CHILDREN[table_name]
-    values = {
-        "deleted": True,
-        "deleted_at": _bp("v_now", table.c.deleted_at),
-        "updated_at": _bp("v_now", table.c.updated_at),
-    }
+    values = _retired(table)
     if table_name == locs.name:
         values["status"] = "deleted"
     return (
@@ -194,15 +193,7 @@ def revive_property() -> sa.Update:
 
 
 def retire_property() -> sa.Update:
-    return (
-        _props.update()
-        .where(_props.c.id == _bp("w_id", _props.c.id))
-        .values(
-            deleted=True,
-            deleted_at=_bp("v_now", _props.c.deleted_at),
-            updated_at=_bp("v_now", _props.c.updated_at),
-        )
-    )
+    return _props.update().where(_props.c.id == _bp("w_id", _props.c.id)).values(_retired(_props))
 
 
 def _location_values() -> dict:
@@ -242,10 +233,5 @@ def retire_location() -> sa.Update:
     return (
         _locs.update()
         .where(*_one_location())
-        .values(
-            deleted=True,
-            status=_bp("v_status", _locs.c.status),
-            deleted_at=_bp("v_now", _locs.c.deleted_at),
-            updated_at=_bp("v_now", _locs.c.updated_at),
-        )
+        .values(**_retired(_locs), status=_bp("v_status", _locs.c.status))
     )
