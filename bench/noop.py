@@ -14,6 +14,7 @@ file_wrapper, sendfile): the least any download through a registry call can take
 """
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -94,13 +95,15 @@ class Front:
         return [body]
 
     def _file(self, environ: dict, start_response: Callable, name: str) -> Iterable[bytes]:
-        path = self.file_root / Path(name).name
-        if not path.is_file():
+        # one open and one fstat, as the file store does for glance-api
+        try:
+            data = (self.file_root / Path(name).name).open("rb")
+        except (FileNotFoundError, IsADirectoryError):
             start_response("404 Not Found", _json_headers(b""))
             return [b""]
-        data = path.open("rb")
-        headers = [("Content-Type", "application/octet-stream")]
-        start_response("200 OK", [*headers, ("Content-Length", str(path.stat().st_size))])
+        size = os.fstat(data.fileno()).st_size
+        headers = [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))]
+        start_response("200 OK", headers)
         return environ["wsgi.file_wrapper"](data)
 
 

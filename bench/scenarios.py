@@ -267,19 +267,19 @@ WARM_UP_CALLS = 40  # untimed calls on both systems before a kind of metadata ca
 def _warm_up_creates(s: Session) -> None:
     """Untimed creates first (see _warm_up); glance-lite's warm-up images are deleted
     again, so the list is taken with `creates` images as it says."""
-    _warm_up(s, {"op": "create"}, prefix="warm-up")
+    _warm_up(s, {"op": "create"})
     listed = requests.get(f"{s.api_url}/v1/images?limit={WARM_UP_CALLS}", timeout=60).json()
     for image in listed["images"]:
         if image["name"].startswith("warm-up-"):
             s.delete_image(image["id"])
 
 
-def _warm_up(s: Session, job: dict, *, prefix: str = "warm-up") -> None:
+def _warm_up(s: Session, job: dict) -> None:
     """Untimed calls of `job` on glance-lite and on the chain, from two clients (so that
     every worker gets some): after minutes of idling through the transfers, the first
     calls of each process paid for it in the first timed round."""
     for url in (s.api_url, s.noop.front.url):
-        warm = run_clients(s.gate_dir, 2, WARM_UP_CALLS, {**job, "url": url}, prefix=prefix)
+        warm = run_clients(s.gate_dir, 2, WARM_UP_CALLS, {**job, "url": url}, prefix="warm-up")
         if warm.errors:
             raise RuntimeError(f"{warm.errors} warm-up calls ({job['op']}) failed at {url}")
 
