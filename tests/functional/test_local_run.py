@@ -88,3 +88,52 @@ def test_local_deployment_refuses_a_taken_port(tmp_path):
         result = local("start", env)
     assert result.returncode == 1
     assert "is taken" in result.stderr
+
+
+def test_local_tools_overrides_and_ports_survive_a_second_run(tmp_path):
+    state = tmp_path / "state"
+    api_port = free_port()
+    env = dict(
+        os.environ,
+        GLANCE_LITE_STATE=str(state),
+        GLANCE_REGISTRY_PORT=str(free_port()),
+        GLANCE_API_PORT=str(api_port),
+    )
+    api = f"http://127.0.0.1:{api_port}/v1/images"
+    try:
+        assert local("start", env).returncode == 0
+        # the banner's commands: glance and glance-manage reach this deployment
+        tools = subprocess.run(
+            ["bash", "-c", f"source {state}/env && glance image-list && glance-manage db_version"],
+            env={k: v for k, v in env.items() if not k.startswith("OS_")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert tools.returncode == 0, tools.stderr
+        assert "Disk Format" in tools.stdout
+        assert tools.stdout.strip().endswith("0002")
+
+        # a running api is not moved to another port, nor is its config rewritten
+        moved = local("start", dict(env, GLANCE_API_PORT=str(free_port())))
+        assert moved.returncode == 1
+        assert f"already running on port {api_port}" in moved.stderr
+        assert f"bind_port = {api_port}" in (state / "etc" / "glance-api.conf").read_text()
+
+        # the operator's own options survive make run and win over the generated ones
+        local_conf = state / "etc" / "glance-api.local.conf"
+        local_conf.write_text(local_conf.read_text() + "[DEFAULT]\nimage_size_cap = 3\n")
+        assert local("stop", env).returncode == 0
+        again = local("start", {k: v for k, v in env.items() if k != "GLANCE_API_PORT"})
+        assert again.returncode == 0, again.stderr
+        assert "image_size_cap = 3" in local_conf.read_text()
+        refused = requests.post(
+            api,
+            data=b"hello",
+            headers={"Content-Type": "application/octet-stream", "x-image-meta-name": "big"},
+            timeout=10,
+        )
+        assert refused.status_code == 400, refused.text
+        assert "larger than 3 bytes" in refused.text
+    finally:
+        local("stop", env)
