@@ -229,8 +229,3 @@ def listing_json(image_meta: dict) -> str:
     that json.dumps of the whole listing holds for it. The registry stores it with the
     image (images.listing_doc) and joins these texts into the listing."""
     return json.dumps(image_to_json(image_meta, with_locations=False))
-
-
-def index_entry(image_meta: dict) -> dict:
-    """One entry of a brief listing: exactly the six INDEX_FIELDS."""
-    return {key: image_meta.get(key) for key in INDEX_FIELDS}

@@ -1039,14 +1039,6 @@ class Database:
                 .values(deleted=True, deleted_at=now, updated_at=now)
             )
 
-    @_db_call
-    def image_member_count(self, context: RequestContext, image_id: str) -> int:
-        stmt = sa.select(sa.func.count()).where(
-            members.c.image_id == image_id, listing.live(members)
-        )
-        with self._core_read() as conn:
-            return int(conn.execute(stmt).scalar_one())
-
     def _sharable_image(
         self, conn: sa.Connection, context: RequestContext, image_id: str
     ) -> ImageRow:

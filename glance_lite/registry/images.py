@@ -7,14 +7,17 @@ glance_lite/db/api.py) gets plain Python values and raises domain errors.
 import contextlib
 
 import webob
-import webob.exc
 
 from glance_lite import context, exceptions, wsgi
 from glance_lite import image_meta as im
 from glance_lite.registry import headers
+from glance_lite.registry.access import writable_context
 
 # Fields a caller may not set through an update (the database ignores them as well).
 UPDATE_IGNORED = frozenset({"created_at", "updated_at", "deleted_at", "deleted"})
+# Glance's registry answers a refused update or delete with webob's bare 403, whose
+# explanation is this text.
+ACCESS_DENIED = "Access was denied to this resource."
 
 
 class ImagesController:
@@ -49,8 +52,8 @@ class ImagesController:
 
     # --- one image -----------------------------------------------------------------
 
-    def show(self, req: webob.Request, id: str) -> webob.Response:
-        image = self.db.image_get(context.from_environ(req.environ), id)
+    def show(self, req: webob.Request, image_id: str) -> webob.Response:
+        image = self.db.image_get(context.from_environ(req.environ), image_id)
         return wsgi.json_response({"image": im.image_to_json(image)})
 
     def create(self, req: webob.Request) -> webob.Response:
@@ -64,22 +67,18 @@ class ImagesController:
         image_id = values.get("id")
         if image_id is not None and (len(image_id) > 36 or not im.is_uuid_like(image_id)):
             raise exceptions.Invalid("Invalid image id format")
-        try:
-            with explained("Failed to add image metadata. Got error: "):
-                image = self.db.image_create(ctx, values)
-        except exceptions.Conflict:
-            raise webob.exc.HTTPConflict(
-                explanation=f"Image with identifier {image_id} already exists!"
-            ) from None
+        # A duplicate id is the database's Conflict `Image with identifier <id> already exists!`
+        with explained("Failed to add image metadata. Got error: "):
+            image = self.db.image_create(ctx, values)
         return wsgi.json_response({"image": im.image_to_json(image)})
 
-    def update(self, req: webob.Request, id: str) -> webob.Response:
+    def update(self, req: webob.Request, image_id: str) -> webob.Response:
         body = wsgi.json_body(req, required=False)
         ctx = writable_context(req)
         with explained("Failed to update image metadata. Got error: "):
             values = image_values(body_member(body, "image"), creating=False)
             from_state = optional_string(body, "from_state") or None
-            check_id_unchanged(values, id)
+            check_id_unchanged(values, image_id)
         if not ctx.is_admin:
             values.pop("owner", None)
         # Only this exact lowercase value purges, as in Glance ("True" merges).
@@ -87,22 +86,22 @@ class ImagesController:
         try:
             with explained("Failed to update image metadata. Got error: "):
                 image = self.db.image_update(
-                    ctx, id, values, purge_props=purge, from_state=from_state
+                    ctx, image_id, values, purge_props=purge, from_state=from_state
                 )
         except exceptions.NotFound:
-            raise webob.exc.HTTPNotFound(explanation="Image not found") from None
+            raise exceptions.NotFound("Image not found") from None
         except exceptions.Forbidden:
-            raise webob.exc.HTTPForbidden() from None
+            raise exceptions.Forbidden(ACCESS_DENIED) from None
         except exceptions.Conflict:
-            raise webob.exc.HTTPConflict(explanation="Image operation conflicts") from None
+            raise exceptions.Conflict("Image operation conflicts") from None
         return wsgi.json_response({"image": im.image_to_json(image)})
 
-    def delete(self, req: webob.Request, id: str) -> webob.Response:
+    def delete(self, req: webob.Request, image_id: str) -> webob.Response:
         ctx = writable_context(req)
         try:
-            image = self.db.image_destroy(ctx, id)
+            image = self.db.image_destroy(ctx, image_id)
         except exceptions.Forbidden:
-            raise webob.exc.HTTPForbidden() from None
+            raise exceptions.Forbidden(ACCESS_DENIED) from None
         body = im.image_to_json(image)
         # Glance's delete reply is built without the v1 translation: no is_public.
         del body["is_public"]
@@ -122,14 +121,6 @@ def json_bytes(body: bytes) -> webob.Response:
     resp = webob.Response(status=200, content_type="application/json", charset=None)
     resp.body = body
     return resp
-
-
-def writable_context(req: webob.Request) -> context.RequestContext:
-    """The caller's context; 403 `Read-only access` for a read-only one."""
-    ctx = context.from_environ(req.environ)
-    if ctx.read_only:
-        raise exceptions.Forbidden("Read-only access")
-    return ctx
 
 
 @contextlib.contextmanager
@@ -271,7 +262,7 @@ def admin_is_public(params) -> bool | None:
     return parsed
 
 
-# --- the JSON body of POST and PUT /images[/{id}] -------------------------------------
+# --- the JSON body of POST and PUT /images[/{image_id}] -------------------------------------
 
 
 def image_values(image: dict, *, creating: bool) -> dict:

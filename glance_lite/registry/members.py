@@ -7,7 +7,7 @@ import webob.exc
 
 from glance_lite import context, exceptions, wsgi
 from glance_lite import image_meta as im
-from glance_lite.registry.images import writable_context
+from glance_lite.registry.access import writable_context
 
 
 class MembersController:
@@ -76,7 +76,7 @@ class MembersController:
 
 
 def memberships(body) -> list[dict]:
-    """The `memberships` list of PUT /images/{id}/members, checked and typed.
+    """The `memberships` list of PUT /images/{image_id}/members, checked and typed.
 
     `can_share` goes by truthiness, as in Glance; absent means "keep" (None).
     """

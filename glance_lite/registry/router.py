@@ -33,10 +33,10 @@ def make_router(
     connect("/images", ["GET"], images, "index")
     connect("/images", ["POST"], images, "create")
     connect("/images/detail", ["GET"], images, "detail")
-    # PUT/DELETE /images/detail fall through to the {id} rows (image "detail": 404).
-    connect("/images/{id}", ["GET"], images, "show")
-    connect("/images/{id}", ["PUT"], images, "update")
-    connect("/images/{id}", ["DELETE"], images, "delete")
+    # PUT/DELETE /images/detail fall through to the {image_id} rows (image "detail": 404).
+    connect("/images/{image_id}", ["GET"], images, "show")
+    connect("/images/{image_id}", ["PUT"], images, "update")
+    connect("/images/{image_id}", ["DELETE"], images, "delete")
 
     connect("/images/{image_id}/members", ["GET"], members, "index")
     connect("/images/{image_id}/members", ["PUT"], members, "update_all")

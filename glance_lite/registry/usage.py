@@ -9,6 +9,7 @@ pending_delete, for delayed delete and the scrubber.
 import webob
 
 from glance_lite import context, exceptions, wsgi
+from glance_lite.registry.access import writable_context
 
 
 class UsageController:
@@ -27,9 +28,7 @@ class UsageController:
     def delete_location(
         self, req: webob.Request, image_id: str, location_id: str
     ) -> webob.Response:
-        ctx = context.from_environ(req.environ)
-        if ctx.read_only:
-            raise exceptions.Forbidden("Read-only access")
+        ctx = writable_context(req)
         try:
             loc = int(location_id)
         except ValueError:

@@ -92,10 +92,11 @@ def test_delete_of_an_absent_membership_is_not_found(database, image_id):
     assert deleted["deleted"] is True and deleted["deleted_at"] is not None
 
 
-def test_count_counts_live_members(database, image_id):
+def test_find_lists_live_members_only(database, image_id):
     database.image_members_replace(ALICE, image_id, [{"member_id": m} for m in "abc"])
     database.image_member_delete(ALICE, image_id, "b")
-    assert database.image_member_count(ALICE, image_id) == 2
+    found = database.image_member_find(ALICE, image_id=image_id)
+    assert [member["member"] for member in found] == ["a", "c"]
 
 
 def test_sharing_needs_owner_admin_or_can_share(database, image_id):

@@ -143,14 +143,3 @@ def test_the_json_image_dict_has_the_core_fields_properties_and_locations_only()
 def test_the_json_image_dict_can_leave_the_locations_out():
     body = im.image_to_json(_image(), with_locations=False)
     assert set(body) == {*im.CORE_FIELDS, "properties"}
-
-
-def test_an_index_entry_has_exactly_six_keys():
-    assert im.index_entry(_image(name="x", size=5)) == {
-        "id": UUID,
-        "name": "x",
-        "size": 5,
-        "disk_format": None,
-        "container_format": None,
-        "checksum": None,
-    }
