@@ -20,10 +20,8 @@ import functools
 import json
 import logging
 import random
-import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypedDict, Unpack
 
@@ -35,18 +33,12 @@ from glance_lite.db import listing, models, prepared, session, statements
 
 LOG = logging.getLogger(__name__)
 
-LOCATION_STATUSES = ("active", "pending_delete", "deleted")
-STATUSES = image_meta.STATUSES
 SORT_KEYS = image_meta.SORT_KEYS
 SORT_DIRS = image_meta.SORT_DIRS
-MAX_INT = image_meta.INT_MAX
-MAX_BIGINT = image_meta.BIGINT_MAX
 
 RETRY_ATTEMPTS = 12
 RETRY_BASE_DELAY = 0.02
 RETRY_MAX_DELAY = 1.0
-
-_FOUR_BYTE = re.compile("[\U00010000-\U0010ffff]")
 
 images = models.images
 locs = models.image_locations
@@ -56,14 +48,6 @@ members = models.image_members
 IMAGE_COLUMNS = tuple(key for key in image_meta.CORE_FIELDS if key != "is_public")
 _WRITABLE = frozenset(IMAGE_COLUMNS) | {"visibility"}
 LISTING_DOC = ("listing_doc",)  # statements.update_image's shape for the listing entry
-_PROTECTED_ON_UPDATE = ("created_at", "updated_at", "deleted_at", "deleted")
-_INT_LIMITS = {
-    "min_disk": (-MAX_INT - 1, MAX_INT),
-    "min_ram": (-MAX_INT - 1, MAX_INT),
-    "size": (-MAX_BIGINT - 1, MAX_BIGINT),
-    "virtual_size": (-MAX_BIGINT - 1, MAX_BIGINT),
-}
-_STRING_FIELDS = ("id", "name", "disk_format", "container_format", "checksum", "owner")
 MEMBER_COLUMNS = (
     "id",
     "image_id",
@@ -152,148 +136,7 @@ def _db_call(method: Callable) -> Callable:
     return wrapper
 
 
-# --- value checks ----------------------------------------------------------------------
-
-
-def is_uuid_like(value: object) -> bool:
-    """True for what oslo's is_uuid_like accepts: any spelling uuid.UUID takes."""
-    if not isinstance(value, str):
-        return False
-    try:
-        canonical = str(uuid.UUID(value)).replace("-", "")
-    except ValueError:
-        return False
-    stripped = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
-    return canonical == stripped.lower()
-
-
-def _has_four_byte(value: object) -> bool:
-    return isinstance(value, str) and _FOUR_BYTE.search(value) is not None
-
-
-def _check_four_byte(values: dict, properties: dict) -> None:
-    _check_no_nul(values, properties)
-    for key, value in values.items():
-        if _has_four_byte(value):
-            raise exceptions.Invalid(f"{key.title()} can't contain 4 byte unicode characters.")
-    for name, value in properties.items():
-        if _has_four_byte(name):
-            raise exceptions.Invalid("Property names can't contain 4 byte unicode.")
-        if _has_four_byte(value):
-            raise exceptions.Invalid(f"{name.title()} can't contain 4 byte unicode characters.")
-
-
-def _check_no_nul(values: dict, properties: dict) -> None:
-    """PostgreSQL cannot store a NUL character in text; refuse it on every backend."""
-    for key, value in values.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise exceptions.Invalid(f"{key.title()} can't contain NUL characters.")
-    for name, value in properties.items():
-        if "\x00" in name:
-            raise exceptions.Invalid("Property names can't contain NUL characters.")
-        if isinstance(value, str) and "\x00" in value:
-            raise exceptions.Invalid(f"{name.title()} can't contain NUL characters.")
-
-
-def _as_int(key: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return int(value)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise exceptions.Invalid(
-            f"Invalid value for '{key}': {value!r} is not an integer."
-        ) from None
-    low, high = _INT_LIMITS[key]
-    if number > high:
-        raise exceptions.Invalid(f"'{key}' value out of range, must not exceed {high}.")
-    if number < low:
-        raise exceptions.Invalid(f"'{key}' value out of range, must not be below {low}.")
-    return number
-
-
-_as_datetime = listing.as_datetime
-
-
-def _check_status(status: object) -> None:
-    if status not in STATUSES:
-        raise exceptions.Invalid(f"Invalid image status '{status}' for image.")
-
-
-def _check_string(key: str, value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        raise exceptions.Invalid(f"Invalid value for '{key}': {value!r} is not a string.")
-    limit = images.c[key].type.length
-    if len(value) > limit:
-        raise exceptions.Invalid(f"{key.title()} is too long: at most {limit} characters.")
-
-
-def _normalize_values(values: dict) -> dict:
-    """Image column values checked and typed, keys not in the schema dropped."""
-    row = {key: value for key, value in values.items() if key in _WRITABLE}
-    for key in _STRING_FIELDS:
-        if key in row:
-            _check_string(key, row[key])
-    for key in _INT_LIMITS:
-        if key in row:
-            row[key] = _as_int(key, row[key])
-    for key in ("min_disk", "min_ram"):
-        if key in row and row[key] is None:
-            row[key] = 0
-    for key in ("protected", "deleted"):
-        if key in row:
-            row[key] = bool(row[key])
-    for key in ("created_at", "updated_at", "deleted_at"):
-        if key in row:
-            row[key] = _as_datetime(key, row[key])
-    if "owner" in row and not row["owner"]:
-        row["owner"] = None
-    if "visibility" in row and row["visibility"] not in models.IMAGE_VISIBILITIES:
-        raise exceptions.Invalid(f"Invalid visibility value: {row['visibility']}")
-    return row
-
-
-def _normalize_properties(properties: object) -> dict[str, str | None]:
-    if properties is None:
-        return {}
-    if not isinstance(properties, dict):
-        raise exceptions.Invalid("Image properties must be a mapping of names to values.")
-    normalized = {}
-    for name, value in properties.items():
-        if not isinstance(name, str) or len(name) > 255:
-            raise exceptions.Invalid(f"Invalid property name: {name!r}")
-        value = None if value is None else str(value)
-        if value is not None and len(value.encode("utf-8", "surrogatepass")) > (
-            image_meta.PROPERTY_VALUE_BYTES
-        ):
-            raise exceptions.Invalid(
-                f"Property '{name}' is too long: at most {image_meta.PROPERTY_VALUE_BYTES} bytes."
-            )
-        normalized[name] = value
-    return normalized
-
-
-def _location_entry(entry: object) -> dict:
-    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
-        raise exceptions.Invalid("Invalid location_data: each entry needs a 'url' string.")
-    metadata = entry.get("metadata") or {}
-    status = entry.get("status", "active")
-    loc_id = entry.get("id")
-    if not isinstance(metadata, dict):
-        raise exceptions.Invalid("Invalid location_data: 'metadata' must be a mapping.")
-    if status not in LOCATION_STATUSES:
-        raise exceptions.Invalid(f"Invalid location status '{status}'.")
-    if loc_id is not None and (isinstance(loc_id, bool) or not isinstance(loc_id, int)):
-        raise exceptions.Invalid(f"The location data has an invalid ID: {loc_id!r}")
-    try:
-        encoded = json.dumps(metadata)
-    except (TypeError, ValueError):
-        raise exceptions.Invalid("Invalid location_data: 'metadata' is not JSON.") from None
-    return {"url": entry["url"], "meta_data": encoded, "status": status, "id": loc_id}
+# --- typed values to rows ------------------------------------------------------------
 
 
 def _location_list(values: dict) -> list[dict] | None:
@@ -305,15 +148,15 @@ def _location_list(values: dict) -> list[dict] | None:
     if "location" not in values and "location_data" not in values:
         return None
     location = values.get("location")
-    data = values.get("location_data") or []
-    if not isinstance(data, list):
-        raise exceptions.Invalid("Invalid location_data: a list is required.")
-    if location is not None and not isinstance(location, str):
-        raise exceptions.Invalid("Invalid location: a URL string is required.")
-    described = {}
-    for entry in data:
-        checked = _location_entry(entry)
-        described[checked["url"]] = checked
+    described = {
+        entry["url"]: {
+            "url": entry["url"],
+            "meta_data": json.dumps(entry.get("metadata") or {}),
+            "status": entry.get("status", "active"),
+            "id": entry.get("id"),
+        }
+        for entry in values.get("location_data") or ()
+    }
     ordered = [location] if location is not None else []
     ordered += [url for url in described if url not in ordered]
     plain = {"meta_data": "{}", "status": "active", "id": None}
@@ -321,16 +164,13 @@ def _location_list(values: dict) -> list[dict] | None:
 
 
 def _split_values(values: dict) -> tuple[dict, dict, list[dict] | None]:
-    """(image columns, properties, locations) from a v1 values dict."""
-    values = dict(values)
-    properties = _normalize_properties(values.pop("properties", None))
+    """(image columns, properties, locations) from the registry's typed values."""
+    properties = values.get("properties") or {}
     locations = _location_list(values)
-    values.pop("location", None)
-    values.pop("location_data", None)
-    _check_four_byte(values, properties)
+    row = {key: value for key, value in values.items() if key in _WRITABLE}
     if "is_public" in values:
-        values["visibility"] = "public" if values.pop("is_public") else "shared"
-    return _normalize_values(values), properties, locations
+        row["visibility"] = "public" if values["is_public"] else "shared"
+    return row, properties, locations
 
 
 # --- rows to dicts ------------------------------------------------------------------------
@@ -675,13 +515,12 @@ class Database:
 
     @_db_call
     def image_create(self, context: RequestContext, values: dict) -> dict:
+        """Store a new image from the registry's checked values (registry.images'
+        image_values and check_storable); only an admin chooses its owner."""
         row, properties, locations = _split_values(values)
         row.setdefault("status", "active")
-        _check_status(row["status"])
         if not context.is_admin or "owner" not in row:
             row["owner"] = context.owner
-        if "id" in row and row["id"] is not None and not is_uuid_like(row["id"]):
-            raise exceptions.Invalid("Invalid image id format")
         if not row.get("id"):
             row["id"] = models.new_uuid()
         now = models.utcnow()
@@ -730,13 +569,11 @@ class Database:
         purge_props: bool = False,
         from_state: str | None = None,
     ) -> dict:
-        values = {k: v for k, v in values.items() if k not in _PROTECTED_ON_UPDATE}
-        if not context.is_admin:
-            values.pop("owner", None)
-        values.pop("id", None)
+        """Change an image from the registry's checked values (without id and
+        timestamps); only an admin changes its owner."""
         row, properties, locations = _split_values(values)
-        if "status" in row:
-            _check_status(row["status"])
+        if not context.is_admin:
+            row.pop("owner", None)
         now = models.utcnow()
         row["updated_at"] = now
         with self._write() as cur:
@@ -802,11 +639,6 @@ class Database:
 
         The image's listing document shows no locations, so it stays as it is.
         """
-        if status not in ("deleted", "pending_delete"):
-            raise exceptions.Invalid(
-                "The status of deleted image location can only be set to "
-                "'pending_delete' or 'deleted'"
-            )
         now = models.utcnow()
         with self._write() as cur:
             done = cur.execute(
@@ -991,9 +823,9 @@ class Database:
 
     @_db_call
     def image_members_replace(
-        self, context: RequestContext, image_id: str, memberships: list[dict]
+        self, context: RequestContext, image_id: str, wanted: dict[str, bool | None]
     ) -> None:
-        wanted = _memberships(memberships)
+        """Make `wanted` (member id -> can_share, None: keep) the image's memberships."""
         now = models.utcnow()
         with self._core_write() as conn:
             image = self._sharable_image(conn, context, image_id)
@@ -1016,7 +848,6 @@ class Database:
     def image_member_set(
         self, context: RequestContext, image_id: str, member: str, can_share: bool | None
     ) -> None:
-        _check_member_id(member)
         now = models.utcnow()
         with self._core_write() as conn:
             image = self._sharable_image(conn, context, image_id)
@@ -1163,22 +994,3 @@ def _children_of(table: sa.Table) -> tuple[sa.Table, ...]:
 
 def _fk_column(child: sa.Table) -> str:
     return "task_id" if child is models.task_info else "image_id"
-
-
-def _check_member_id(member: object) -> None:
-    if not isinstance(member, str) or not member or len(member) > 255:
-        raise exceptions.Invalid(f"Invalid member id: {member!r}")
-
-
-def _memberships(memberships: object) -> dict[str, bool | None]:
-    """member_id -> can_share (None: keep) from the replace-all body list."""
-    if not isinstance(memberships, list):
-        raise exceptions.Invalid("Invalid membership association: a list is required")
-    wanted: dict[str, bool | None] = {}
-    for entry in memberships:
-        if not isinstance(entry, dict) or "member_id" not in entry:
-            raise exceptions.Invalid("Invalid membership association: 'member_id'")
-        _check_member_id(entry["member_id"])
-        can_share = entry.get("can_share")
-        wanted[entry["member_id"]] = None if can_share is None else bool(can_share)
-    return wanted

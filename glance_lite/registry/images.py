@@ -5,6 +5,7 @@ glance_lite/db/api.py) gets plain Python values and raises domain errors.
 """
 
 import contextlib
+import re
 
 import webob
 
@@ -69,6 +70,7 @@ class ImagesController:
             raise exceptions.Invalid("Invalid image id format")
         # A duplicate id is the database's Conflict `Image with identifier <id> already exists!`
         with explained("Failed to add image metadata. Got error: "):
+            check_storable(values)
             image = self.db.image_create(ctx, values)
         return wsgi.json_response({"image": im.image_to_json(image)})
 
@@ -85,6 +87,7 @@ class ImagesController:
         purge = req.headers.get(headers.PURGE_PROPS, "false") == "true"
         try:
             with explained("Failed to update image metadata. Got error: "):
+                check_storable(values)
                 image = self.db.image_update(
                     ctx, image_id, values, purge_props=purge, from_state=from_state
                 )
@@ -402,3 +405,66 @@ FIELD_PARSERS = {
     "location": _string,
     "location_data": _location_data,
 }
+
+
+# --- what every backend can store -----------------------------------------------------
+
+LOCATION_STATUSES = ("active", "pending_delete", "deleted")
+# The image columns holding min_disk and min_ram are 32-bit integers.
+INT_LIMITS = {"min_disk": (-im.INT_MAX - 1, im.INT_MAX), "min_ram": (-im.INT_MAX - 1, im.INT_MAX)}
+_FOUR_BYTE = re.compile("[\U00010000-\U0010ffff]")
+
+
+def check_storable(values: dict) -> None:
+    """400 for typed values (image_values') that some database could not store alike.
+
+    Checked here so that every backend answers the same: property values longer than
+    MySQL's TEXT, unknown location statuses, NUL characters (PostgreSQL cannot store
+    them), 4-byte UTF-8 (MySQL's utf8 cannot), min_disk/min_ram beyond 32 bits, and
+    image statuses outside im.STATUSES; in that order, as Glance's database layer.
+    """
+    properties = values.get("properties") or {}
+    for name, value in properties.items():
+        if value is not None and len(value.encode("utf-8", "surrogatepass")) > (
+            im.PROPERTY_VALUE_BYTES
+        ):
+            raise exceptions.Invalid(
+                f"Property '{name}' is too long: at most {im.PROPERTY_VALUE_BYTES} bytes."
+            )
+    for location in values.get("location_data") or ():
+        if location["status"] not in LOCATION_STATUSES:
+            raise exceptions.Invalid(f"Invalid location status '{location['status']}'.")
+    columns = {key: value for key, value in values.items() if key not in _NOT_COLUMNS}
+    _check_text(
+        columns, properties, lambda text: "\x00" in text, "NUL characters.", "NUL characters."
+    )
+    _check_text(
+        columns,
+        properties,
+        lambda text: _FOUR_BYTE.search(text) is not None,
+        "4 byte unicode characters.",
+        "4 byte unicode.",
+    )
+    for key, (low, high) in INT_LIMITS.items():
+        number = values.get(key)
+        if number is not None and number > high:
+            raise exceptions.Invalid(f"'{key}' value out of range, must not exceed {high}.")
+        if number is not None and number < low:
+            raise exceptions.Invalid(f"'{key}' value out of range, must not be below {low}.")
+    if "status" in values and values["status"] not in im.STATUSES:
+        raise exceptions.Invalid(f"Invalid image status '{values['status']}' for image.")
+
+
+_NOT_COLUMNS = frozenset({"properties", "location", "location_data"})
+
+
+def _check_text(columns: dict, properties: dict, bad, what: str, names_what: str) -> None:
+    """Invalid for the first string value (then property name, then value) that is `bad`."""
+    for key, value in columns.items():
+        if isinstance(value, str) and bad(value):
+            raise exceptions.Invalid(f"{key.title()} can't contain {what}")
+    for name, value in properties.items():
+        if bad(name):
+            raise exceptions.Invalid(f"Property names can't contain {names_what}")
+        if value is not None and bad(value):
+            raise exceptions.Invalid(f"{name.title()} can't contain {what}")

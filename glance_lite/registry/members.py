@@ -75,22 +75,25 @@ class MembersController:
         return bool(own and own[0]["can_share"])
 
 
-def memberships(body) -> list[dict]:
-    """The `memberships` list of PUT /images/{image_id}/members, checked and typed.
+def memberships(body) -> dict[str, bool | None]:
+    """member id -> can_share from the `memberships` list of PUT
+    /images/{image_id}/members, checked and typed (a repeated member: the last wins).
 
     `can_share` goes by truthiness, as in Glance; absent means "keep" (None).
     """
     entries = body.get("memberships") if isinstance(body, dict) else None
     if not isinstance(entries, list):
         raise exceptions.Invalid("Invalid membership association: 'memberships'")
-    result = []
+    wanted: dict[str, bool | None] = {}
     for entry in entries:
         if not isinstance(entry, dict) or "member_id" not in entry:
             raise exceptions.Invalid("Invalid membership association: 'member_id'")
         check_member_id(entry["member_id"])
-        can_share = bool(entry["can_share"]) if "can_share" in entry else None
-        result.append({"member_id": entry["member_id"], "can_share": can_share})
-    return result
+        wanted[entry["member_id"]] = bool(entry["can_share"]) if "can_share" in entry else None
+    for member in wanted:
+        if not member:
+            raise exceptions.Invalid(f"Invalid member id: {member!r}")
+    return wanted
 
 
 def requested_can_share(body) -> bool | None:

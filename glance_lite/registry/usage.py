@@ -37,5 +37,10 @@ class UsageController:
         if not ctx.is_admin and (image["owner"] is None or image["owner"] != ctx.owner):
             raise exceptions.Forbidden("Only an admin or the owner may change locations.")
         status = req.GET.get("status", "deleted")
+        if status not in ("deleted", "pending_delete"):
+            raise exceptions.Invalid(
+                "The status of deleted image location can only be set to "
+                "'pending_delete' or 'deleted'"
+            )
         self.db.image_location_delete(ctx, image_id, loc, status)
         return webob.Response(status=204)

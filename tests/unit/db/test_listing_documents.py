@@ -59,8 +59,8 @@ def test_creates_store_the_document_they_show(database):
             "min_disk": 3,
             "min_ram": 4,
             # microseconds: MySQL keeps whole seconds, and so must the document
-            "created_at": "2016-05-10T21:35:15.123456",
-            "updated_at": "2016-05-10T21:35:16.654321+02:00",
+            "created_at": datetime.datetime(2016, 5, 10, 21, 35, 15, 123456),
+            "updated_at": datetime.datetime(2016, 5, 10, 19, 35, 16, 654321),
             "deleted_at": None,
         },
     )
@@ -116,7 +116,7 @@ def test_every_write_keeps_the_documents_fresh(database):
 
     # members change who sees an image, not what its entry shows
     database.image_member_set(ALICE, plain, "bob", True)
-    database.image_members_replace(ALICE, propped, [{"member_id": "carol", "can_share": None}])
+    database.image_members_replace(ALICE, propped, {"carol": None})
     database.image_member_delete(ALICE, plain, "bob")
     assert_documents_fresh(database)
 

@@ -173,6 +173,25 @@ def test_create_with_4_byte_characters_in_the_name_is_a_400(admin):
     )
 
 
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ({"disk_format": "\U0001f40d"}, "Disk_Format can't contain 4 byte unicode characters."),
+        ({"properties": {"\U0001f40d": "x"}}, "Property names can't contain 4 byte unicode."),
+        ({"properties": {"kernel": "\U0001f40d"}}, "Kernel can't contain 4 byte unicode"),
+        ({"min_disk": 2**31}, "'min_disk' value out of range, must not exceed 2147483647."),
+        ({"min_disk": -(2**31) - 1}, "'min_disk' value out of range, must not be below"),
+        (
+            {"location_data": [{"url": "file:///a", "status": "gone"}]},
+            "Invalid location status 'gone'.",
+        ),
+    ],
+)
+def test_create_with_a_value_no_backend_can_store_alike_is_a_400(admin, image, message):
+    resp = admin.post("/images", {"image": image})
+    assert f"Failed to add image metadata. Got error: {message}" in error(resp)
+
+
 def test_create_with_min_ram_above_the_int_range_is_a_400(admin):
     resp = admin.post("/images", {"image": {"min_ram": 2**31}})
     assert "'min_ram' value out of range, must not exceed 2147483647." in error(resp)

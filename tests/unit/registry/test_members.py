@@ -90,6 +90,7 @@ def test_replacing_keeps_can_share_when_not_given_and_revives_removed_members(al
         ({"memberships": ["bob"]}, "Invalid membership association: 'member_id'"),
         ({"memberships": [{"member_id": 5}]}, "'member_id' must be a string"),
         ({"memberships": [{"member_id": "m" * 256}]}, "at most 255"),
+        ({"memberships": [{"member_id": "bob"}, {"member_id": ""}]}, "Invalid member id: ''"),
     ],
 )
 def test_a_malformed_membership_list_is_a_400(alice, image_id, body, message):
