@@ -4,7 +4,6 @@ parsers both sides apply to the same strings.
 """
 
 import datetime
-import json
 import re
 import uuid
 
@@ -222,10 +221,3 @@ def image_to_json(image_meta: dict, *, with_locations: bool = True) -> dict:
         body[key] = _json_value(body[key])
     body["properties"] = dict(image_meta.get("properties") or {})
     return body
-
-
-def listing_json(image_meta: dict) -> str:
-    """One entry of a detail listing without locations, as the JSON text (ASCII only)
-    that json.dumps of the whole listing holds for it. The registry stores it with the
-    image (images.listing_doc) and joins these texts into the listing."""
-    return json.dumps(image_to_json(image_meta, with_locations=False))

@@ -10,7 +10,7 @@ from alembic.util import CommandError
 from oslo_config import cfg
 
 from glance_lite import config, exceptions, log
-from glance_lite.db import api, migration, session
+from glance_lite.db import api, errors, migration, session
 
 SERVICE = "glance-manage"
 CATEGORIES = ("db",)
@@ -106,7 +106,7 @@ def _adopt(engine: sa.Engine) -> None:
 
 
 def _message(err: Exception, engine: sa.Engine) -> str:
-    translated = api.translate_error(err, engine.url.password)
+    translated = errors.translate_error(err, engine.url.password)
     return str(translated or err)
 
 

@@ -1,6 +1,6 @@
 """The image database schema: Glance's Queens tables, columns, constraints and index names.
 
-api.py works on the `__table__` of these classes with SQLAlchemy Core; the baseline
+The statements of db/ work on the `__table__` of these classes with SQLAlchemy Core; the baseline
 migration creates exactly this schema, and a test checks that the two agree.
 """
 
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 # MySQL/MariaDB: utf8mb4 so that every character Python accepts can be stored (the
-# 4-byte check in api.py is Glance's behaviour, kept for the messages), and a binary
+# registry's 4-byte check is Glance's behaviour, kept for the messages), and a binary
 # collation so that exact matches and the (image_id, name) unique key are case-sensitive
 # as on PostgreSQL and SQLite.
 MYSQL_TABLE_ARGS = {
@@ -130,7 +130,7 @@ class ImageLocation(_ImageChild, Base):
     )
 
     value: Mapped[str] = mapped_column(sa.Text, nullable=False)
-    # A JSON object, encoded by api.py (Glance's JSONEncodedDict is TEXT underneath).
+    # A JSON object, encoded by images.py (Glance's JSONEncodedDict is TEXT underneath).
     meta_data: Mapped[str | None] = mapped_column(sa.Text, default="{}")
     status: Mapped[str] = mapped_column(sa.String(30), nullable=False, server_default="active")
 

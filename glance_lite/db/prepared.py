@@ -6,7 +6,7 @@ per-request queries take in the database. The hot paths instead build each state
 per *shape* (which filters, how many values: never the values themselves), compile it
 once for the engine's dialect, and run the SQL text on the cursor with the type
 processors the compiler chose. Driver errors come out as SQLAlchemy's DBAPIError, as they
-would from Core, so the retries and error translation of api.py apply unchanged.
+would from Core, so the retries and error translation of errors.py apply unchanged.
 """
 
 import collections
@@ -186,8 +186,3 @@ def transaction(
             raise wrap(err, "COMMIT", (), dialect) from err
     finally:
         connection.close()
-
-
-def of_connection(conn: sa.Connection, statements: Statements) -> Cursor:
-    """A Cursor on the DBAPI connection under a Core connection (its transaction too)."""
-    return Cursor(conn.connection.dbapi_connection, statements)

@@ -21,24 +21,24 @@ locs = models.image_locations
 members = models.image_members
 
 
-def _plain(table: sa.Table) -> sa.TableClause:
+def plain(table: sa.Table) -> sa.TableClause:
     """The table's name and typed columns without their Python-side defaults (such as
     updated_at's onupdate): the writes below set every value they mean to, and nothing
     else. prepared.Prepared refuses a statement that would need a default."""
     return sa.table(table.name, *(sa.column(column.name, column.type) for column in table.c))
 
 
-_images = _plain(images)
-_props = _plain(props)
-_locs = _plain(locs)
-_CHILDREN = {table.name: _plain(table) for table in models.IMAGE_CHILDREN}
+_images = plain(images)
+_props = plain(props)
+_locs = plain(locs)
+_CHILDREN = {table.name: plain(table) for table in models.IMAGE_CHILDREN}
 
 # Largest IN list of one statement; shorter lists are padded to a power of two, so a
 # dozen statements serve every length.
 CHUNK = 1024
 
 
-def _bp(name: str, column: sa.Column) -> sa.BindParameter:
+def bind(name: str, column: sa.Column) -> sa.BindParameter:
     return sa.bindparam(name, type_=column.type)
 
 
@@ -52,14 +52,14 @@ def chunks(ids: Sequence[str]) -> Iterator[tuple[int, dict]]:
 
 
 def _ids_in(column: sa.Column, count: int) -> sa.ColumnElement[bool]:
-    return column.in_([_bp(f"w_id_{i}", column) for i in range(count)])
+    return column.in_([bind(f"w_id_{i}", column) for i in range(count)])
 
 
 # --- reads ------------------------------------------------------------------------------
 
 
 def image_by_id() -> sa.Select:
-    return sa.select(*listing.ROW_COLUMNS).where(images.c.id == _bp("w_id", images.c.id))
+    return sa.select(*listing.ROW_COLUMNS).where(images.c.id == bind("w_id", images.c.id))
 
 
 def all_image_ids() -> sa.Select:
@@ -95,13 +95,13 @@ def locations_of(count: int) -> sa.Select:
 
 def property_names() -> sa.Select:
     return sa.select(props.c.id, props.c.name, props.c.deleted).where(
-        props.c.image_id == _bp("w_image_id", props.c.image_id)
+        props.c.image_id == bind("w_image_id", props.c.image_id)
     )
 
 
 def location_ids() -> sa.Select:
     return sa.select(locs.c.id, locs.c.deleted).where(
-        locs.c.image_id == _bp("w_image_id", locs.c.image_id)
+        locs.c.image_id == bind("w_image_id", locs.c.image_id)
     )
 
 
@@ -110,8 +110,8 @@ def live_membership() -> sa.Select:
     return (
         sa.select(members.c.can_share)
         .where(
-            members.c.image_id == _bp("w_image_id", members.c.image_id),
-            members.c.member == _bp("w_member", members.c.member),
+            members.c.image_id == bind("w_image_id", members.c.image_id),
+            members.c.member == bind("w_member", members.c.member),
             listing.live(members),
         )
         .order_by(members.c.id)
@@ -125,42 +125,42 @@ INSERT_COLUMNS = tuple(column.name for column in _images.c)
 
 def insert_image() -> sa.Insert:
     """Every column of the image row (v_<column>), the listing document included."""
-    return _images.insert().values({c.name: _bp(f"v_{c.name}", c) for c in _images.c})
+    return _images.insert().values({c.name: bind(f"v_{c.name}", c) for c in _images.c})
 
 
 def update_image(keys: tuple[str, ...], with_from_state: bool) -> sa.Update:
     """Set the columns `keys` (v_<key>) of image w_id, if its status is w_from_state."""
-    stmt = _images.update().where(_images.c.id == _bp("w_id", _images.c.id))
+    stmt = _images.update().where(_images.c.id == bind("w_id", _images.c.id))
     if with_from_state:
-        stmt = stmt.where(_images.c.status == _bp("w_from_state", _images.c.status))
-    return stmt.values({key: _bp(f"v_{key}", _images.c[key]) for key in keys})
+        stmt = stmt.where(_images.c.status == bind("w_from_state", _images.c.status))
+    return stmt.values({key: bind(f"v_{key}", _images.c[key]) for key in keys})
 
 
-def _retired(table: sa.TableClause) -> dict:
+def retired(table: sa.TableClause) -> dict:
     """The values that soft-delete a row of `table` at v_now."""
     return {
         "deleted": True,
-        "deleted_at": _bp("v_now", table.c.deleted_at),
-        "updated_at": _bp("v_now", table.c.updated_at),
+        "deleted_at": bind("v_now", table.c.deleted_at),
+        "updated_at": bind("v_now", table.c.updated_at),
     }
 
 
 def soft_delete_image() -> sa.Update:
     return (
-        _images.update().where(_images.c.id == _bp("w_id", _images.c.id)).values(_retired(_images))
+        _images.update().where(_images.c.id == bind("w_id", _images.c.id)).values(retired(_images))
     )
 
 
 def soft_delete_children(table_name: str) -> sa.Update:
     """Mark the live rows of one child table of image w_image_id deleted."""
     table = _CHILDREN[table_name]
-    values = _retired(table)
+    values = retired(table)
     if table_name == locs.name:
         values["status"] = "deleted"
     return (
         table.update()
         .where(
-            table.c.image_id == _bp("w_image_id", table.c.image_id),
+            table.c.image_id == bind("w_image_id", table.c.image_id),
             listing.live(table),
         )
         .values(values)
@@ -169,11 +169,11 @@ def soft_delete_children(table_name: str) -> sa.Update:
 
 def insert_property() -> sa.Insert:
     return _props.insert().values(
-        image_id=_bp("v_image_id", _props.c.image_id),
-        name=_bp("v_name", _props.c.name),
-        value=_bp("v_value", _props.c.value),
-        created_at=_bp("v_now", _props.c.created_at),
-        updated_at=_bp("v_now", _props.c.updated_at),
+        image_id=bind("v_image_id", _props.c.image_id),
+        name=bind("v_name", _props.c.name),
+        value=bind("v_value", _props.c.value),
+        created_at=bind("v_now", _props.c.created_at),
+        updated_at=bind("v_now", _props.c.updated_at),
         deleted=False,
     )
 
@@ -182,40 +182,40 @@ def revive_property() -> sa.Update:
     """Give property w_id the value v_value and make it live again."""
     return (
         _props.update()
-        .where(_props.c.id == _bp("w_id", _props.c.id))
+        .where(_props.c.id == bind("w_id", _props.c.id))
         .values(
-            value=_bp("v_value", _props.c.value),
+            value=bind("v_value", _props.c.value),
             deleted=False,
             deleted_at=None,
-            updated_at=_bp("v_now", _props.c.updated_at),
+            updated_at=bind("v_now", _props.c.updated_at),
         )
     )
 
 
 def retire_property() -> sa.Update:
-    return _props.update().where(_props.c.id == _bp("w_id", _props.c.id)).values(_retired(_props))
+    return _props.update().where(_props.c.id == bind("w_id", _props.c.id)).values(retired(_props))
 
 
 def _location_values() -> dict:
     """The binds of a location's own columns, as inserts and rewrites set them."""
     names = ("value", "meta_data", "status", "deleted", "deleted_at")
-    return {name: _bp(f"v_{name}", _locs.c[name]) for name in names}
+    return {name: bind(f"v_{name}", _locs.c[name]) for name in names}
 
 
 def _one_location() -> tuple:
     """Location w_id of image w_image_id."""
     return (
-        _locs.c.id == _bp("w_id", _locs.c.id),
-        _locs.c.image_id == _bp("w_image_id", _locs.c.image_id),
+        _locs.c.id == bind("w_id", _locs.c.id),
+        _locs.c.image_id == bind("w_image_id", _locs.c.image_id),
     )
 
 
 def insert_location() -> sa.Insert:
     return _locs.insert().values(
-        image_id=_bp("v_image_id", _locs.c.image_id),
+        image_id=bind("v_image_id", _locs.c.image_id),
         **_location_values(),
-        created_at=_bp("v_now", _locs.c.created_at),
-        updated_at=_bp("v_now", _locs.c.updated_at),
+        created_at=bind("v_now", _locs.c.created_at),
+        updated_at=bind("v_now", _locs.c.updated_at),
     )
 
 
@@ -224,7 +224,7 @@ def update_location() -> sa.Update:
     return (
         _locs.update()
         .where(*_one_location())
-        .values(**_location_values(), updated_at=_bp("v_now", _locs.c.updated_at))
+        .values(**_location_values(), updated_at=bind("v_now", _locs.c.updated_at))
     )
 
 
@@ -233,5 +233,5 @@ def retire_location() -> sa.Update:
     return (
         _locs.update()
         .where(*_one_location())
-        .values(**_retired(_locs), status=_bp("v_status", _locs.c.status))
+        .values(**retired(_locs), status=bind("v_status", _locs.c.status))
     )

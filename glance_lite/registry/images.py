@@ -1,7 +1,7 @@
 """The registry's image resource: list, show, create, update and delete image records.
 
-Query strings and JSON bodies are checked and typed here; the database (the contract in
-glance_lite/db/api.py) gets plain Python values and raises domain errors.
+Query strings and JSON bodies are parsed, checked and typed here, once; the database
+(glance_lite/db/api.py) gets plain Python values and raises domain errors.
 """
 
 import contextlib

@@ -2,11 +2,11 @@
 
 glance-lite's own additions to Glance's schema (docs/differences.md). listing_doc holds
 each image's entry of a detail listing without locations as JSON text
-(image_meta.listing_json), so that listing reads text only; NULL means "render it from the
+(db/documents.py), so that listing reads text only; NULL means "render it from the
 row". The index on (deleted, created_at, id) serves the default order of every listing
 of live images without a sort.
 
-The documents are rendered with the running code's image_meta.listing_json (they must be
+The documents are rendered with the running code's listing_json (they must be
 byte-equal to what the registry writes); the rows are read through this revision's own
 snapshot of their columns, so later revisions of the models cannot break it. Running it
 again adds nothing twice; `glance-manage db rebuild_listings` is the way to render every
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-from glance_lite import image_meta
+from glance_lite.db.documents import listing_json
 
 revision = "0002"
 down_revision = "0001"
@@ -118,5 +118,5 @@ def _documents(conn: sa.Connection, rows) -> dict[str, str]:
         image = dict(row)
         image["is_public"] = image.pop("visibility") == "public"
         image["properties"] = properties[row["id"]]
-        documents[row["id"]] = image_meta.listing_json(image)
+        documents[row["id"]] = listing_json(image)
     return documents

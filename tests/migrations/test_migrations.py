@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from glance_lite import image_meta
 from glance_lite.db import api, migration, models, session
+from glance_lite.db.documents import listing_json
 from tests.conftest import OUR_TABLES, wipe_schema
 from tests.helpers import admin_context
 from tests.unit.db.documents import rendered_documents, stored_documents
@@ -187,7 +187,7 @@ def assert_documents_rendered(engine, ids) -> None:
     admin = admin_context("admins")
     listed = database.image_get_all_documents(admin, {"changes_since": T0 - datetime.timedelta(1)})
     expected = database.image_get_all(admin, {"changes_since": T0 - datetime.timedelta(1)})
-    assert listed.decode() == ", ".join(image_meta.listing_json(i) for i in expected)
+    assert listed.decode() == ", ".join(listing_json(i) for i in expected)
 
 
 def test_0002_renders_the_documents_of_a_populated_0001_database(engine):

@@ -2,8 +2,8 @@
 
 import sqlalchemy as sa
 
-from glance_lite import image_meta
 from glance_lite.db import models
+from glance_lite.db.documents import listing_json
 
 images = models.images
 props = models.image_properties
@@ -11,7 +11,7 @@ IMAGE_FIELDS = [column for column in images.c if column.name != "listing_doc"]
 
 
 def rendered_documents(engine: sa.Engine) -> dict[str, str]:
-    """image id -> image_meta.listing_json of the image as its rows say now."""
+    """image id -> listing_json of the image as its rows say now."""
     with engine.connect() as conn:
         rows = conn.execute(sa.select(*IMAGE_FIELDS)).mappings().all()
         live = conn.execute(
@@ -27,7 +27,7 @@ def rendered_documents(engine: sa.Engine) -> dict[str, str]:
         image = dict(row)
         image["is_public"] = image.pop("visibility") == "public"
         image["properties"] = properties[row["id"]]
-        documents[row["id"]] = image_meta.listing_json(image)
+        documents[row["id"]] = listing_json(image)
     return documents
 
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from glance_lite import exceptions
-from glance_lite.db import api, models
+from glance_lite import exceptions, image_meta
+from glance_lite.db import models
 from tests.helpers import admin_context, make_context
 
 ALICE = make_context("alice")
@@ -218,15 +218,15 @@ def sortable(database):
     return [database.image_create(ALICE, row) for row in rows]
 
 
-@pytest.mark.parametrize("direction", api.SORT_DIRS)
-@pytest.mark.parametrize("key", api.SORT_KEYS)
+@pytest.mark.parametrize("direction", image_meta.SORT_DIRS)
+@pytest.mark.parametrize("key", image_meta.SORT_KEYS)
 def test_sorting_with_tie_breakers(database, sortable, key, direction):
     found = database.image_get_all(ALICE, {}, sort_key=key, sort_dir=direction)
     assert ids(found) == expected_order(found, key, direction)
     assert len(found) == len(sortable)
 
 
-@pytest.mark.parametrize("direction", api.SORT_DIRS)
+@pytest.mark.parametrize("direction", image_meta.SORT_DIRS)
 @pytest.mark.parametrize("key", ["name", "size", "created_at", "container_format"])
 def test_marker_pages_walk_the_whole_list(database, sortable, key, direction):
     whole = ids(database.image_get_all(ALICE, {}, sort_key=key, sort_dir=direction))

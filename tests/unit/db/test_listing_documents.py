@@ -7,6 +7,7 @@ import json
 import pytest
 
 from glance_lite import exceptions, image_meta
+from glance_lite.db.documents import listing_json
 from tests.helpers import admin_context, make_context
 from tests.unit.db.documents import clear_documents, rendered_documents, stored_documents
 
@@ -35,9 +36,7 @@ def documents(database, context, filters=None, **kw) -> str:
 
 def slow_documents(database, context, filters=None, **kw) -> str:
     """What the document listing must give, byte for byte."""
-    return ", ".join(
-        image_meta.listing_json(i) for i in database.image_get_all(context, filters or {}, **kw)
-    )
+    return ", ".join(listing_json(i) for i in database.image_get_all(context, filters or {}, **kw))
 
 
 def test_creates_store_the_document_they_show(database):

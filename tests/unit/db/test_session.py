@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from glance_lite import exceptions
-from glance_lite.db import api, migration, session
+from glance_lite.db import api, errors, migration, rows, session
 from tests.helpers import make_context
 
 ALICE = make_context("alice")
@@ -135,26 +135,26 @@ def test_a_writer_waits_for_another_connections_lock_in_python(tmp_path, monkeyp
 
 
 def test_locked_errors_are_retried_then_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "RETRY_BASE_DELAY", 0.001)
+    monkeypatch.setattr(errors, "RETRY_BASE_DELAY", 0.001)
     db = api.Database.from_url(f"sqlite:///{tmp_path}/locked.sqlite")
     migration.upgrade(db.engine)
     monkeypatch.setattr(session, "SQLITE_BUSY_TIMEOUT_MS", 0)
     calls = []
-    original = api.Database._visible_image
+    original = rows.visible_image
 
-    def flaky(self, *args, **kwargs):
+    def flaky(*args, **kwargs):
         calls.append(1)
         if len(calls) < 3:
             raise sa.exc.OperationalError(
                 "SELECT", {}, sqlite3.OperationalError("database is locked")
             )
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
     image = db.image_create(ALICE, {})
-    monkeypatch.setattr(api.Database, "_visible_image", flaky)
+    monkeypatch.setattr(rows, "visible_image", flaky)
     assert db.image_get(ALICE, image["id"])["id"] == image["id"]
     assert len(calls) == 3
     calls.clear()
-    monkeypatch.setattr(api, "RETRY_ATTEMPTS", 2)
+    monkeypatch.setattr(errors, "RETRY_ATTEMPTS", 2)
     with pytest.raises(exceptions.ServiceUnavailable, match="database is locked"):
         db.image_get(ALICE, image["id"])
