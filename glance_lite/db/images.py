@@ -150,9 +150,7 @@ def _list_query(
     admin_as_user: bool = False,
 ) -> _ListQuery:
     filters = {key: value for key, value in (filters or {}).items() if value is not None}
-    keys = listing.sort_keys(sort_key, sort_dir)
-    if limit is not None and limit < 0:
-        raise exceptions.Invalid("limit param must be positive")
+    keys = listing.sort_keys(sort_key)
     filter_shape, values = listing.filter_plan(filters)
     regular = not context.is_admin or admin_as_user
     visibility_shape, visibility_values = listing.visibility_plan(context, regular)
