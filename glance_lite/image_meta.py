@@ -9,7 +9,7 @@ import uuid
 
 from glance_lite import exceptions
 
-# Every status an image row may hold (the database validates against this list).
+# Every status an image row may hold (the registry refuses any other with a 400).
 STATUSES = (
     "active",
     "saving",
@@ -64,7 +64,7 @@ TIMESTAMP_FIELDS = ("created_at", "updated_at", "deleted_at")
 # What the registry adds for its callers (glance-api strips these before replying).
 LOCATION_FIELDS = ("location", "location_data")
 
-# Longest string each column holds (registry-v1.md §3) and the largest size.
+# Longest string each column of Glance's schema holds, and the largest size.
 COLUMN_LENGTHS = {
     "name": 255,
     "status": 30,

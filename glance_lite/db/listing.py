@@ -4,8 +4,8 @@ The *_plan functions turn image_get_all's arguments into a hashable *shape* (whi
 conditions, how many values, which sort; never a value) and the bind values;
 `statement()` builds the Core SELECT of a shape, with named bind parameters for those
 values. A shape's statement is compiled once per dialect (prepared.py), so a listing
-builds no SQL at run time. Behaviour follows Glance Queens' image_get_all (registry-v1.md
-§2).
+builds no SQL at run time. Behaviour follows Glance Queens' image_get_all; the filters
+and the visibility rule are described in docs/registry.md.
 """
 
 import datetime
@@ -245,7 +245,9 @@ def _property_match(i: int, is_null: bool) -> sa.ColumnElement[bool]:
 
 
 def _visibility_condition(shape: tuple) -> sa.ColumnElement[bool] | None:
-    """The listing rule for a non-admin (or admin acting as a user), registry-v1 §2.1."""
+    """The listing rule for a non-admin (or an admin acting as a user): public and
+    community images, shared images the caller is a live member of, and the caller's
+    own; another tenant's community image is left out, as Glance's listing does."""
     if shape[0] == "all":
         return None
     with_owner = shape[1]

@@ -1,9 +1,11 @@
 """Routes of glance-lite's own, for callers Glance let touch the database directly
-(docs/differences.md): `GET /storage-usage?owner=`, the bytes an owner's images take
-(no `owner`: the images without one),
-for glance-api's user_storage_quota (lifecycle.md §3); `DELETE
-/images/{id}/locations/{location_id}?status=...`, marking one location deleted or
-pending_delete, for delayed delete and the scrubber.
+(docs/differences.md, docs/registry.md):
+
+- `GET /storage-usage?owner=`: the bytes an owner's images take (no `owner`: the images
+  without one), for glance-api's user_storage_quota, which counts each image's size once
+  per live location;
+- `DELETE /images/{image_id}/locations/{location_id}?status=...`: marks one location
+  deleted or pending_delete, for delayed delete and the scrubber.
 """
 
 import webob
