@@ -63,10 +63,10 @@ class PolicyLayer(Layer):
         self._enforce("get_members")
         return self.inner.members(image_id)
 
-    def replace_members(self, image_id: str, memberships: list[dict]) -> None:
+    def replace_members(self, image_id: str, body: object) -> None:
         self._writable()
         self._enforce("modify_member")
-        self.inner.replace_members(image_id, memberships)
+        self.inner.replace_members(image_id, body)
 
     def set_member(self, image_id: str, member: str, can_share) -> None:
         self._writable()
@@ -78,18 +78,21 @@ class PolicyLayer(Layer):
         self._enforce("delete_member")
         self.inner.delete_member(image_id, member)
 
-    def check_download(self, image: dict | None) -> None:
-        self._enforce("download_image", image_target(image) if image else {})
-        self.inner.check_download(image)
-
-    def download(self, image: dict):
-        self.check_download(image)
-        return self.inner.download(image)
+    # The two checks the controller asks for ahead of the work: upload_image before an
+    # image is created for its data, download_image (with no target) before it answers
+    # that an image cannot be downloaded, as Glance v1 does. Only this layer has them.
 
     def check_upload(self) -> None:
         self._writable()
         self._enforce("upload_image")
-        self.inner.check_upload()
+
+    def check_download(self, image: dict | None) -> None:
+        """download_image on `image`; None: an image that is not active."""
+        self._enforce("download_image", image_target(image) if image else {})
+
+    def download(self, image: dict):
+        self.check_download(image)
+        return self.inner.download(image)
 
 
 class ProtectionLayer(Layer):
@@ -182,10 +185,12 @@ class QuotaLayer(Layer):
             self._check_properties(len(names))
         return self.inner.update(image, changes, purge_props=purge_props, **kw)
 
-    def replace_members(self, image_id: str, memberships: list[dict]) -> None:
-        if memberships:
-            self._check_members(len(memberships))
-        self.inner.replace_members(image_id, memberships)
+    def replace_members(self, image_id: str, body: object) -> None:
+        # Only the count matters here: the registry checks each entry.
+        entries = body.get("memberships") if isinstance(body, dict) else None
+        if isinstance(entries, list) and entries:
+            self._check_members(len(entries))
+        self.inner.replace_members(image_id, body)
 
     def set_member(self, image_id: str, member: str, can_share) -> None:
         # Counted even when the member exists already (a Glance wart, kept).

@@ -31,13 +31,8 @@ class MembersController:
     def update_all(self, req: webob.Request, image_id: str) -> webob.Response:
         repo = self._sharing_repo(req)
         self._live_image(repo, image_id)
-        body = wsgi.json_body(req)
-        memberships = body.get("memberships") if isinstance(body, dict) else None
-        if not isinstance(memberships, list) or not all(
-            isinstance(m, dict) and "member_id" in m for m in memberships
-        ):
-            raise exceptions.Invalid("Invalid membership association: 'member_id'")
-        repo.replace_members(image_id, memberships)
+        # The registry checks the document; it goes there as the client sent it.
+        repo.replace_members(image_id, wsgi.json_body(req))
         return webob.Response(status=204)
 
     def update(self, req: webob.Request, image_id: str, member: str) -> webob.Response:

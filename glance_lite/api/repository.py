@@ -52,22 +52,14 @@ class ImageRepository:
     def get(self, image_id: str) -> dict:
         try:
             return self.registry.get_image(self.context, image_id)
-        except exceptions.NotFound:
-            raise exceptions.NotFound(f"Image with identifier {image_id} not found") from None
-        except exceptions.Forbidden:
-            raise exceptions.Forbidden("Forbidden image access") from None
+        except exceptions.GlanceLiteError as err:
+            raise reworded("get", err, image_id) from None
 
     def create(self, image_meta: dict) -> dict:
         try:
             return self.registry.add_image(self.context, image_meta)
-        except exceptions.Conflict:
-            raise exceptions.Conflict(
-                f"An image with identifier {image_meta.get('id')} already exists"
-            ) from None
-        except exceptions.Forbidden:
-            raise exceptions.Forbidden("Forbidden to reserve image.") from None
-        except exceptions.Invalid as err:
-            raise exceptions.Invalid(f"Failed to reserve image. Got error: {err}") from None
+        except exceptions.GlanceLiteError as err:
+            raise reworded("create", err, image_meta.get("id")) from None
 
     def update(
         self,
@@ -82,15 +74,8 @@ class ImageRepository:
             return self.registry.update_image(
                 self.context, image["id"], changes, purge_props=purge_props, from_state=from_state
             )
-        except exceptions.Invalid as err:
-            raise exceptions.Invalid(f"Failed to update image metadata. Got error: {err}") from None
-        except exceptions.Forbidden as err:
-            raise exceptions.Forbidden(f"Forbidden to update image: {err}") from None
-        except exceptions.Conflict:
-            raise exceptions.Conflict("Image operation conflicts") from None
-        except exceptions.NotFound:
-            # Glance answers 500 here (a member of a shared image may read it, not update it).
-            raise exceptions.Forbidden(f"Forbidden to update image: {image['id']}") from None
+        except exceptions.GlanceLiteError as err:
+            raise reworded("update", err, image["id"]) from None
 
     def delete(self, image: dict) -> None:
         """Delete an image and its data (or leave the data for the scrubber)."""
@@ -107,18 +92,14 @@ class ImageRepository:
             raise
         try:
             self.registry.delete_image(self.context, image["id"])
-        except exceptions.NotFound as err:
-            raise exceptions.NotFound(f"Failed to find image to delete: {err}") from None
-        except exceptions.Forbidden as err:
-            raise exceptions.Forbidden(f"Forbidden to delete image: {err}") from None
+        except exceptions.GlanceLiteError as err:
+            raise reworded("delete", err, image["id"]) from None
 
     def _set_status_for_delete(self, image: dict, status: str) -> None:
         try:
             self.registry.update_image(self.context, image["id"], {"status": status})
-        except exceptions.Forbidden as err:
-            raise exceptions.Forbidden(f"Forbidden to delete image: {err}") from None
-        except exceptions.NotFound:
-            raise exceptions.NotFound(f"Image with identifier {image['id']} not found") from None
+        except exceptions.GlanceLiteError as err:
+            raise reworded("set_status_for_delete", err, image["id"]) from None
 
     def _delete_location(self, image: dict, location: dict, pending: bool) -> None:
         if pending:
@@ -134,8 +115,10 @@ class ImageRepository:
     def members(self, image_id: str) -> list[dict]:
         return self.registry.get_image_members(self.context, image_id)
 
-    def replace_members(self, image_id: str, memberships: list[dict]) -> None:
-        self._sharing(self.registry.replace_members, image_id, memberships)
+    def replace_members(self, image_id: str, body: object) -> None:
+        """Replace all members with those of `body`, the client's `{"memberships": [...]}`
+        document as it came (the registry checks it)."""
+        self._sharing(self.registry.replace_members, image_id, body)
 
     def set_member(self, image_id: str, member: str, can_share: bool | None) -> None:
         self._sharing(self.registry.add_member, image_id, member, can_share)
@@ -149,17 +132,10 @@ class ImageRepository:
     def _sharing(self, call: Callable, image_id: str, *args) -> None:
         try:
             call(self.context, image_id, *args)
-        except exceptions.Forbidden as err:
-            # Glance v1 re-maps the registry's 403 (no permission to share) to 404.
-            raise exceptions.NotFound(str(err)) from None
+        except exceptions.GlanceLiteError as err:
+            raise reworded("share", err, image_id) from None
 
     # --- data ----------------------------------------------------------------------
-
-    def check_upload(self) -> None:
-        """Raise if this caller may not upload data (checked before anything is created)."""
-
-    def check_download(self, image: dict | None) -> None:
-        """Raise if this caller may not download `image` (None: an image not active)."""
 
     def download(self, image: dict) -> tuple[Iterator[bytes], int]:
         if not image.get("size"):
@@ -213,8 +189,8 @@ class ImageRepository:
             self.registry.update_image(
                 self.context, image["id"], {"status": "saving"}, from_state=image["status"]
             )
-        except exceptions.Conflict:
-            raise exceptions.Conflict("Cannot upload to an unqueued image") from None
+        except exceptions.GlanceLiteError as err:
+            raise reworded("start_saving", err, image["id"]) from None
 
     def kill(self, image_id: str, *, reason: BaseException) -> None:
         LOG.warning("upload of image %s failed, setting it killed: %s", image_id, reason)
@@ -255,6 +231,63 @@ class ImageRepository:
             store.delete(result.location)
         except Exception as err:
             LOG.error("could not remove data at %s: %s", result.location, err)
+
+
+# Glance's wording of a registry error, per action: the class the registry client
+# raised -> the class glance-api raises and its text. `{image_id}` is the image's id,
+# `{err}` the registry's own explanation. An error not listed goes on unchanged.
+WORDINGS: dict[str, dict[type[exceptions.GlanceLiteError], tuple[type, str]]] = {
+    "get": {
+        exceptions.NotFound: (exceptions.NotFound, "Image with identifier {image_id} not found"),
+        exceptions.Forbidden: (exceptions.Forbidden, "Forbidden image access"),
+    },
+    "create": {
+        exceptions.Conflict: (
+            exceptions.Conflict,
+            "An image with identifier {image_id} already exists",
+        ),
+        exceptions.Forbidden: (exceptions.Forbidden, "Forbidden to reserve image."),
+        exceptions.Invalid: (exceptions.Invalid, "Failed to reserve image. Got error: {err}"),
+    },
+    "update": {
+        exceptions.Invalid: (
+            exceptions.Invalid,
+            "Failed to update image metadata. Got error: {err}",
+        ),
+        exceptions.Forbidden: (exceptions.Forbidden, "Forbidden to update image: {err}"),
+        exceptions.Conflict: (exceptions.Conflict, "Image operation conflicts"),
+        # A member of a shared image may read it, not update it: the registry does not
+        # find it for the update. Glance answers 500 here; glance-lite a 403.
+        exceptions.NotFound: (exceptions.Forbidden, "Forbidden to update image: {image_id}"),
+    },
+    "delete": {
+        exceptions.NotFound: (exceptions.NotFound, "Failed to find image to delete: {err}"),
+        exceptions.Forbidden: (exceptions.Forbidden, "Forbidden to delete image: {err}"),
+    },
+    # the status change (deleted or pending_delete) that comes before a delete
+    "set_status_for_delete": {
+        exceptions.Forbidden: (exceptions.Forbidden, "Forbidden to delete image: {err}"),
+        exceptions.NotFound: (exceptions.NotFound, "Image with identifier {image_id} not found"),
+    },
+    # adding, replacing and removing members: Glance v1 answers the registry's 403 (no
+    # permission to share) with a 404
+    "share": {
+        exceptions.Forbidden: (exceptions.NotFound, "{err}"),
+    },
+    "start_saving": {
+        exceptions.Conflict: (exceptions.Conflict, "Cannot upload to an unqueued image"),
+    },
+}
+
+
+def reworded(
+    action: str, err: exceptions.GlanceLiteError, image_id: str | None
+) -> exceptions.GlanceLiteError:
+    """The error glance-api raises for a registry error `err` during `action` (WORDINGS)."""
+    for caught, (raised, template) in WORDINGS[action].items():
+        if isinstance(err, caught):
+            return raised(template.format(image_id=image_id, err=err))
+    return err
 
 
 def verify(image_id: str, result: AddResult, size: int | None, checksum: str | None) -> None:

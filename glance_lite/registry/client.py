@@ -48,12 +48,6 @@ class RegistryClient:
 
     # --- images --------------------------------------------------------------------
 
-    def get_images(
-        self, context: RequestContext, params: Iterable[tuple[str, str]], *, detail: bool
-    ) -> list[dict]:
-        path = "/images/detail" if detail else "/images"
-        return self._call(context, "GET", path, params=list(params)).json()["images"]
-
     def get_images_json(
         self, context: RequestContext, params: Iterable[tuple[str, str]], *, detail: bool
     ) -> bytes:
@@ -110,11 +104,10 @@ class RegistryClient:
         path = f"/images/{_segment(image_id)}/members"
         return self._call(context, "GET", path).json()["members"]
 
-    def replace_members(
-        self, context: RequestContext, image_id: str, memberships: list[dict]
-    ) -> None:
+    def replace_members(self, context: RequestContext, image_id: str, body: object) -> None:
+        """PUT `body`, a `{"memberships": [...]}` document, which the registry checks."""
         path = f"/images/{_segment(image_id)}/members"
-        self._call(context, "PUT", path, json={"memberships": memberships})
+        self._call(context, "PUT", path, json=body)
 
     def add_member(
         self, context: RequestContext, image_id: str, member: str, can_share: bool | None
