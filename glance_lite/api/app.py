@@ -1,16 +1,18 @@
 """glance-api's paste factories: the root URL map and the v1 application.
 
-`v1_app_factory` reads the configuration once and builds plain objects: the registry
-client, the stores, the policy enforcer and property protections, and the stack of
-repository layers every request gets (outermost first: policy, protections, quotas).
+`v1_app_factory` reads the configuration once and builds plain objects (the registry
+client, the stores, the policy enforcer and property protections); `make_app` takes
+those and builds the v1 router, with the stack of repository layers every request gets
+(outermost first: policy, protections, quotas). Tests build the api through make_app.
 """
 
 from collections.abc import Callable
 
 import webob
 import webob.exc
+from oslo_config import cfg
 
-from glance_lite import config, context, exceptions, store
+from glance_lite import config, context, exceptions, store, wsgi
 from glance_lite.api import bodies, layers, policy
 from glance_lite.api.images import ImagesController
 from glance_lite.api.members import MembersController
@@ -19,6 +21,7 @@ from glance_lite.api.repository import ImageRepository
 from glance_lite.api.router import make_router
 from glance_lite.context import RequestContext
 from glance_lite.registry.client import RegistryClient
+from glance_lite.store.base import Stores
 
 
 class URLMap:
@@ -63,14 +66,28 @@ def root_app_factory(loader, global_conf, **local_conf):
 def context_filter_factory(global_conf, **local_conf):
     """The trusted-auth context filter; is_admin also when `context_is_admin` passes."""
     conf = config.get()
-    return context.trusted_auth_filter(conf, policy.from_conf(conf).check_is_admin)
+    return context.trusted_auth_filter(conf, shared_enforcer(conf).check_is_admin)
+
+
+# The process's Enforcer per configuration object: the context filter and the v1 app
+# are built by two paste factories, and share one Enforcer (one read of the policy
+# file, one cache of answers) instead of building one each.
+_enforcers: dict[int, tuple[cfg.ConfigOpts, policy.Enforcer]] = {}
+
+
+def shared_enforcer(conf: cfg.ConfigOpts) -> policy.Enforcer:
+    """The one Enforcer built from `conf` in this process (built on first use)."""
+    held = _enforcers.get(id(conf))
+    if held is None or held[0] is not conf:
+        held = _enforcers[id(conf)] = (conf, policy.from_conf(conf))
+    return held[1]
 
 
 def v1_app_factory(global_conf, **local_conf):
+    """`[app:apiv1app]`: reads the configuration once and hands make_app plain values."""
     conf = config.get()
-    offload = config.offload()
-    stores = store.from_conf(conf, offload=offload)
-    enforcer = policy.from_conf(conf)
+    stores = store.from_conf(conf, offload=config.offload())
+    enforcer = shared_enforcer(conf)
     protections = None
     if conf.property_protection_file:
         path = conf.find_file(conf.property_protection_file)
@@ -81,7 +98,7 @@ def v1_app_factory(global_conf, **local_conf):
         protections = PropertyProtections.from_file(
             path, conf.property_protection_rule_format, enforcer
         )
-    make_repo = repository_factory(
+    return make_app(
         registry=registry_client(conf),
         stores=stores,
         enforcer=enforcer,
@@ -91,16 +108,53 @@ def v1_app_factory(global_conf, **local_conf):
         member_quota=conf.image_member_quota,
         size_cap=conf.image_size_cap,
         storage_quota=layers.parse_storage_quota(conf.user_storage_quota),
-    )
-    images = ImagesController(
-        make_repo,
         disk_formats=tuple(conf.image_format.disk_formats),
         container_formats=tuple(conf.image_format.container_formats),
+        upload_chunk_size=conf.upload_chunk_size,
+        upload_discard_limit=conf.upload_discard_limit,
+    )
+
+
+def make_app(
+    *,
+    registry: RegistryClient,
+    stores: Stores,
+    enforcer: policy.Enforcer,
+    protections: PropertyProtections | None,
+    delayed_delete: bool,
+    property_quota: int,
+    member_quota: int,
+    size_cap: int,
+    storage_quota: int,
+    disk_formats: tuple[str, ...],
+    container_formats: tuple[str, ...],
+    upload_chunk_size: int,
+    upload_discard_limit: int,
+) -> wsgi.Router:
+    """The v1 router (without the context filter in front of it), from plain values."""
+
+    def make_repo(ctx: RequestContext):
+        """The per-request repository: the registry and stores, wrapped in its layers."""
+        repo = ImageRepository(ctx, registry, stores, delayed_delete=delayed_delete)
+        repo = layers.QuotaLayer(
+            repo,
+            ctx,
+            property_quota=property_quota,
+            member_quota=member_quota,
+            size_cap=size_cap,
+            storage_quota=storage_quota,
+        )
+        if protections is not None:
+            repo = layers.ProtectionLayer(repo, protections, ctx)
+        return layers.PolicyLayer(repo, enforcer, ctx)
+
+    images = ImagesController(
+        make_repo,
+        disk_formats=disk_formats,
+        container_formats=container_formats,
         store_schemes=stores.schemes,
-        size_cap=conf.image_size_cap,
-        reader=bodies.BodyReader(
-            chunk_size=conf.upload_chunk_size, discard_limit=conf.upload_discard_limit
-        ),
+        size_cap=size_cap,
+        reader=bodies.BodyReader(chunk_size=upload_chunk_size, discard_limit=upload_discard_limit),
     )
     return make_router(images, MembersController(make_repo))
 
@@ -127,34 +181,3 @@ def registry_client(conf) -> RegistryClient:
         verify=verify,
         cert=cert,
     )
-
-
-def repository_factory(
-    *,
-    registry: RegistryClient,
-    stores,
-    enforcer: policy.Enforcer,
-    protections: PropertyProtections | None,
-    delayed_delete: bool,
-    property_quota: int,
-    member_quota: int,
-    size_cap: int,
-    storage_quota: int,
-) -> Callable[[RequestContext], object]:
-    """The per-request repository: the registry and stores, wrapped in its layers."""
-
-    def make_repo(ctx: RequestContext):
-        repo = ImageRepository(ctx, registry, stores, delayed_delete=delayed_delete)
-        repo = layers.QuotaLayer(
-            repo,
-            ctx,
-            property_quota=property_quota,
-            member_quota=member_quota,
-            size_cap=size_cap,
-            storage_quota=storage_quota,
-        )
-        if protections is not None:
-            repo = layers.ProtectionLayer(repo, protections, ctx)
-        return layers.PolicyLayer(repo, enforcer, ctx)
-
-    return make_repo

@@ -6,11 +6,8 @@ import webob
 
 from glance_lite import context
 from glance_lite import image_meta as im
-from glance_lite.api import bodies, policy
-from glance_lite.api.app import repository_factory
-from glance_lite.api.images import ImagesController
-from glance_lite.api.members import MembersController
-from glance_lite.api.router import make_router
+from glance_lite.api import policy
+from glance_lite.api.app import make_app
 from glance_lite.registry.app import make_app as make_registry_app
 from glance_lite.registry.client import RegistryClient
 from glance_lite.store.base import Stores
@@ -40,7 +37,6 @@ class Api:
         )
         self.store = MemoryStore(capacity=options.pop("store_capacity", None))
         policy_file = options.pop("policy_file", None)
-        stores = Stores({"memory": self.store}, default="memory")
         settings = {
             "delayed_delete": False,
             "property_quota": 128,
@@ -48,27 +44,23 @@ class Api:
             "size_cap": 1 << 40,
             "storage_quota": 0,
             "protections": None,
+            "disk_formats": DISK_FORMATS,
+            "container_formats": CONTAINER_FORMATS,
+            "upload_chunk_size": 4096,
+            "upload_discard_limit": 1 << 20,
         }
         settings.update(options)
-        make_repo = repository_factory(
+        api = make_app(
             registry=RegistryClient(
                 "http://registry.test",
                 send_identity_headers=True,
                 session=session_for(registry),
             ),
-            stores=stores,
+            stores=Stores({"memory": self.store}, default="memory"),
             enforcer=policy.Enforcer(policy_file),
             **settings,
         )
-        images = ImagesController(
-            make_repo,
-            disk_formats=DISK_FORMATS,
-            container_formats=CONTAINER_FORMATS,
-            store_schemes=stores.schemes,
-            size_cap=settings["size_cap"],
-            reader=bodies.BodyReader(chunk_size=4096, discard_limit=1 << 20),
-        )
-        self.app = trusted(make_router(images, MembersController(make_repo)))
+        self.app = trusted(api)
 
     def call(self, method, path, *, tenant="alice", roles="member", headers=None, body=None):
         req = webob.Request.blank(path, method=method)

@@ -1,0 +1,35 @@
+"""The paste factories: the configuration is read once, one Enforcer per process."""
+
+import pytest
+
+from glance_lite import config
+from glance_lite.api import app, policy
+
+
+@pytest.fixture
+def api_conf(monkeypatch):
+    conf = config.load("glance-api", config.register_api_opts, argv=[])
+    monkeypatch.setattr(config, "_current", conf)
+    return conf
+
+
+def test_the_context_filter_and_the_v1_app_share_one_enforcer(api_conf, monkeypatch):
+    built = []
+
+    def from_conf(conf):
+        built.append(conf)
+        return policy.Enforcer(None)
+
+    monkeypatch.setattr(policy, "from_conf", from_conf)
+    monkeypatch.setattr(app, "_enforcers", {})
+    app.context_filter_factory({})
+    app.v1_app_factory({})
+    assert built == [api_conf]
+
+
+def test_another_configuration_gets_its_own_enforcer(monkeypatch):
+    monkeypatch.setattr(app, "_enforcers", {})
+    one = config.load("glance-api", config.register_api_opts, argv=[])
+    two = config.load("glance-api", config.register_api_opts, argv=[])
+    assert app.shared_enforcer(one) is app.shared_enforcer(one)
+    assert app.shared_enforcer(one) is not app.shared_enforcer(two)
