@@ -8,14 +8,13 @@ anonymous admin of the no-auth pipeline, which has no roles, passes them (differ
 
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 from oslo_config import cfg
+from oslo_policy import _checks, policy
 from oslo_policy import opts as policy_opts
-from oslo_policy import policy
 
 from glance_lite import exceptions
 from glance_lite.context import RequestContext
@@ -109,12 +108,11 @@ def image_target(image_meta: Mapping[str, Any]) -> dict[str, Any]:
     return target
 
 
-# oslo.policy's spellings of a rule that always passes
-ALLOW_ALL = ("", "@")
-# A check that reads the target (%(owner)s) or asks a server (http:, https:)
-TARGET_OR_REMOTE = re.compile(r"%\(|\bhttps?:")
-RULE_REFERENCE = re.compile(r"\brule:([^\s()]+)")
 DECISIONS_KEPT = 4096  # cached (rule, caller) answers; all dropped when full
+# Checks whose answer depends on nothing but the caller's credentials, as long as their
+# right-hand side has no `%` (which would interpolate the target into it). Any other
+# kind of check (http:, https:, a plugin's) is never answered from the cache.
+CALLER_CHECKS = (_checks.RoleCheck, _checks.GenericCheck)
 
 
 class Enforcer:
@@ -123,9 +121,13 @@ class Enforcer:
     `policy_file` is a path, or None for the built-in rules. `policy_dirs` hold more rule
     files (oslo.policy's policy.d; later files override earlier ones), read only together
     with a policy file. `options` are other [oslo_policy] values (remote_timeout, ...).
-    A file that is missing or cannot be parsed raises ConfigError here. Edited files are
-    read again on the next check; if they are broken by then, the rules read before stay
-    in force and the problem is logged.
+    A file that is missing or cannot be parsed raises ConfigError here.
+
+    oslo.policy loads the files, and reloads them when their modification time changes
+    (its Enforcer.load_rules compares it on every check: one stat of the file and of each
+    policy.d entry). If a file is broken by then, the rules read before stay in force and
+    the problem is logged; if the policy file is removed, only `context_is_admin` and
+    `default` remain, so every action falls back to the default rule.
     """
 
     def __init__(
@@ -138,16 +140,35 @@ class Enforcer:
     ):
         self.policy_file = policy_file
         self.policy_dirs = [os.path.abspath(d) for d in policy_dirs] if policy_file else []
+        for path in self._files():  # oslo.policy would only log a missing file
+            _read_rules(path)
+        conf = _own_conf({**(options or {}), "policy_dirs": self.policy_dirs})
         self._oslo = policy.Enforcer(
-            _own_conf(options or {}), rules={}, default_rule=default_rule, use_conf=False
+            conf,
+            policy_file=policy_file,
+            default_rule=default_rule,
+            use_conf=policy_file is not None,
         )
-        self._oslo.register_defaults(list_rules())
-        self._stamp = self._file_stamp()
-        self._install(self._read_files())
+        if policy_file is None:
+            self._oslo.set_rules(policy.Rules.from_dict(DEFAULT_RULES), use_conf=False)
+        else:
+            # Glance's semantics: a policy file is the whole policy, apart from two rules.
+            self._oslo.register_defaults(
+                [policy.RuleDefault(name, DEFAULT_RULES[name]) for name in ALWAYS_DEFINED]
+            )
+        self._rules_seen: object = None
+        self._load()
 
     def check(self, context: RequestContext, action: str, target: Mapping[str, Any]) -> bool:
         """Whether the policy allows `action` on `target` for the caller."""
-        self._refresh()
+        if action not in self._allow_all and action not in self._caller_only:
+            # oslo.policy's enforce() (re)loads the files itself, and decides on the rules
+            # in force even when the shortcuts are out of date; they are then redone.
+            allowed = bool(self._oslo.enforce(action, dict(target), credentials(context)))
+            if self._oslo.rules is not self._rules_seen:
+                self._load()
+            return allowed
+        self._load()  # the rules may have changed since the shortcuts were worked out
         if action in self._allow_all:
             return True
         if action not in self._caller_only:
@@ -176,66 +197,55 @@ class Enforcer:
             return []
         return [self.policy_file, *(f for d in self.policy_dirs for f in _dir_files(d))]
 
-    def _file_stamp(self) -> tuple:
-        return tuple((path, _mtime(path)) for path in self._files())
-
-    def _read_files(self) -> dict[str, str]:
-        """The rules of every file, later files overriding earlier ones."""
-        rules: dict[str, str] = {}
-        for path in self._files():
-            rules.update(_read_rules(path))
-        return rules
-
-    def _install(self, file_rules: Mapping[str, str]) -> None:
-        """Glance's semantics: a policy file is the whole policy, apart from two rules."""
-        if self.policy_file is None:
-            rules = dict(DEFAULT_RULES)
-        else:
-            rules = {name: DEFAULT_RULES[name] for name in ALWAYS_DEFINED}
-        rules.update(file_rules)
-        self._oslo.set_rules(policy.Rules.from_dict(rules), overwrite=True, use_conf=False)
+    def _load(self) -> None:
+        """oslo.policy's (re)load of the files, then the shortcuts for the rules in force."""
+        try:
+            self._oslo.load_rules()
+        except Exception as err:  # oslo.policy's parsing raises ValueError, TypeError, ...
+            # oslo.policy has recorded the broken file's time and keeps the rules it had.
+            LOG.error("Cannot load the policy files: %s; keeping the policy rules read before", err)
+        rules = self._oslo.rules
+        if rules is self._rules_seen:
+            return
+        # oslo.policy replaced its rules: work the shortcuts out again.
         # Rules that allow anyone ("" or "@", most of the shipped policy) are answered
         # without oslo.policy, whose every check costs more than the rest of a request's
-        # own work here.
-        # Rules that read nothing of the target (no %(...)s) nor ask a remote server
-        # (http:), directly or through the rules they name, decide by the caller alone;
-        # their answers are kept per caller until the rules change.
+        # own work here. Rules that read nothing of the target nor ask a remote server,
+        # directly or through the rules they name, decide by the caller alone; their
+        # answers are kept per caller until the rules change.
+        self._allow_all = frozenset(
+            name for name, check in rules.items() if isinstance(check, _checks.TrueCheck)
+        )
         self._caller_only = caller_only_rules(rules)
         self._decisions: dict[tuple, bool] = {}
-        self._allow_all = frozenset(
-            name
-            for name, rule in rules.items()
-            if isinstance(rule, str) and rule.strip() in ALLOW_ALL
-        )
-
-    def _refresh(self) -> None:
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
-        try:
-            self._install(self._read_files())
-        except exceptions.ConfigError as err:
-            LOG.error("%s; keeping the policy rules read before", err)
+        self._rules_seen = rules
 
 
-def caller_only_rules(rules: Mapping[str, str]) -> frozenset[str]:
-    """Names of the rules whose outcome depends on the caller's credentials alone."""
+def caller_only_rules(rules: Mapping[str, _checks.BaseCheck]) -> frozenset[str]:
+    """Names of the parsed rules whose outcome depends on the caller's credentials alone."""
     verdicts: dict[str, bool] = {}
 
-    def caller_only(name: str, seen: frozenset[str]) -> bool:
+    def caller_only(check: _checks.BaseCheck, seen: frozenset[str]) -> bool:
+        kind = type(check)
+        if kind in (_checks.TrueCheck, _checks.FalseCheck):
+            return True
+        if kind in (_checks.AndCheck, _checks.OrCheck):
+            return all(caller_only(sub, seen) for sub in check.rules)
+        if kind is _checks.NotCheck:
+            return caller_only(check.rule, seen)
+        if kind is _checks.RuleCheck:
+            return named(check.match, seen)
+        return kind in CALLER_CHECKS and "%" not in check.match
+
+    def named(name: str, seen: frozenset[str]) -> bool:
         if name in verdicts:
             return verdicts[name]
-        text = rules.get(name)
-        if text is None or name in seen:  # a missing or circular rule: leave it to oslo
+        if name not in rules or name in seen:  # missing or circular: leave it to oslo
             return False
-        verdict = not TARGET_OR_REMOTE.search(text) and all(
-            caller_only(ref, seen | {name}) for ref in RULE_REFERENCE.findall(text)
-        )
-        verdicts[name] = verdict
+        verdicts[name] = verdict = caller_only(rules[name], seen | {name})
         return verdict
 
-    return frozenset(name for name in rules if caller_only(name, frozenset()))
+    return frozenset(name for name in rules if named(name, frozenset()))
 
 
 def caller_key(context: RequestContext) -> tuple:
@@ -283,13 +293,6 @@ def _dir_files(directory: str) -> list[str]:
     """The rule files of a policy.d directory, in the order oslo.policy reads them."""
     names = sorted(next(os.walk(directory), (None, None, []))[2])
     return [os.path.join(directory, n) for n in names if not n.startswith(".")]
-
-
-def _mtime(path: str) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
 
 
 def _read_rules(path: str) -> dict[str, str]:
