@@ -192,7 +192,8 @@ class ImagesController:
 
 
 def check_update_allowed(ctx: RequestContext, image: dict, meta: dict) -> None:
-    """What no update may change (api-v1.md §4.6 steps 2-4)."""
+    """What no update may change: a deleted image, the id and status, and (but for an
+    admin) the size and checksum of an active or deactivated image."""
     status = image["status"]
     if status == "deleted":
         raise exceptions.Forbidden("Forbidden to update deleted image.")

@@ -18,7 +18,7 @@ from glance_lite.context import RequestContext
 
 
 class PolicyLayer(Layer):
-    """The policy actions v1 consults (api-v1.md §6), and read-only contexts."""
+    """The policy actions Glance v1 consults (docs/api.md), and read-only contexts."""
 
     def __init__(self, inner, enforcer: Enforcer, context: RequestContext):
         super().__init__(inner)

@@ -1,7 +1,7 @@
 """What glance-api's controllers work with: one caller's view of images.
 
 `ImageRepository` reaches metadata through the registry client and image bytes through
-the store drivers, and owns the image lifecycle (lifecycle.md): upload with its
+the store drivers, and owns the image lifecycle (docs/api.md): upload with its
 saving -> active / killed transitions, deletion, downloads. `Layer` wraps a repository
 and changes what it needs (policy, quotas, property protections: layers.py); layers are
 stacked in app.py, so they can be added, removed or reordered without touching the
@@ -158,7 +158,7 @@ class ImageRepository:
         declared_checksum: str | None,
         store_scheme: str | None = None,
     ) -> dict:
-        """Store the bytes of a queued image and activate it (lifecycle.md §3).
+        """Store the bytes of a queued image and activate it: queued -> saving -> active.
 
         Any failure leaves no bytes in the store; the image ends `killed` unless another
         upload won the race (409) or the image was deleted meanwhile (412).
@@ -291,7 +291,7 @@ def reworded(
 
 
 def verify(image_id: str, result: AddResult, size: int | None, checksum: str | None) -> None:
-    """Declared size and checksum against what was stored (lifecycle.md §3 step 7)."""
+    """Declared size and checksum against what was stored; a mismatch is a 400."""
     checks = (("size", size, result.size), ("checksum", checksum, result.checksum))
     for attr, supplied, actual in checks:
         if supplied and supplied != actual:
@@ -302,7 +302,8 @@ def verify(image_id: str, result: AddResult, size: int | None, checksum: str | N
 
 
 def upload_error(image_id: str, err: BaseException) -> exceptions.GlanceLiteError:
-    """The error a client sees for a failed store write (lifecycle.md §3 table)."""
+    """The error a client sees for a failed store write: a domain error as it is, a
+    broken client stream as ClientDisconnected (400), anything else a 500."""
     if isinstance(err, exceptions.GlanceLiteError):
         return err
     if isinstance(err, OSError | ValueError):

@@ -1,4 +1,4 @@
-"""Every /v1 URL and method glance-api answers, in one table (api-v1.md §1.4, §4).
+"""Every /v1 URL and method glance-api answers, in one table (docs/api.md).
 
 A matched path with another method gets 405 and its Allow header; an unmatched path
 gets 404 for the usual methods and 501 for others (glance_lite.wsgi.Router).

@@ -1,6 +1,6 @@
 """glance-api v1's wire format: the `x-image-meta-*` request headers parsed into image
 metadata, image metadata rendered as response headers or JSON, and the query string of
-the listings checked before it goes to the registry (api-v1.md §2-§4.1). Pure functions.
+the listings checked before it goes to the registry (docs/api.md). Pure functions.
 
 Header text on the WSGI side is latin-1 `str` (PEP 3333): the bytes the client sent, one
 character per byte. Names and values are read as UTF-8 and written back as UTF-8 bytes in
@@ -95,7 +95,7 @@ Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 def parse_image_meta(
     headers: Headers, *, disk_formats: Iterable[str], container_formats: Iterable[str]
 ) -> dict:
-    """The image metadata of a create/update request, validated (api-v1.md §3).
+    """The image metadata of a create/update request, validated as Glance v1 does.
 
     Always has a `properties` dict. Raises Invalid (400) with Glance's texts.
     """
@@ -281,7 +281,7 @@ def has_body(req_method: str, headers: Headers) -> bool:
 
 
 def image_meta_to_headers(image: dict) -> list[tuple[str, str]]:
-    """HEAD/GET response headers for an image (api-v1.md §2.3): null values omitted.
+    """HEAD/GET response headers for an image: null values omitted.
 
     Never the locations. A control character in a value becomes a space (as a folded
     header line would), so stored text cannot start a header of its own; a property whose

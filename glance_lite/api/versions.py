@@ -1,4 +1,4 @@
-"""The versions document and version negotiation in front of glance-api (api-v1.md §1.1-1.2).
+"""The versions document and version negotiation in front of glance-api.
 
 VersionNegotiation runs first in the pipeline: `/versions` answers 200 with the document;
 otherwise the version comes from a `application/vnd.openstack.images-<v>` Accept header
@@ -53,7 +53,7 @@ class VersionsApp:
 
 
 class VersionNegotiation:
-    """Paste filter: picks the API version of each request (api-v1.md §1.1)."""
+    """Paste filter: picks the API version of each request (Accept header, then path)."""
 
     def __init__(self, app, *, v1_enabled: bool = True, public_endpoint: str | None = None):
         self.app = app

@@ -1,6 +1,6 @@
 """Identity and policy end to end: trusted-auth on both services (glance-api forwarding the
 caller's identity to the registry), visibility per tenant, sharing permissions, the
-publicize policy, and a policy file (api-v1.md §1.3, §4, §6; lifecycle.md §8)."""
+publicize policy, and a policy file."""
 
 import json
 import re
@@ -247,7 +247,7 @@ def test_read_only_anonymous_access(deploy):
     ):
         assert resp.status_code == 403, resp.text
         assert "Read-only access" in resp.text
-    # member changes check for an owner first (api-v1.md §4.9)
+    # member changes check for an owner first: 401 before anything else
     member = anon.put(f"/images/{public['id']}/members/t1")
     assert member.status_code == 401
     assert "No authenticated user" in member.text

@@ -1,5 +1,5 @@
 """POST /v1/images: reserve, upload (Content-Length and chunked), verification of the
-declared size and checksum, and every refusal (api-v1.md §4.5, lifecycle.md §2-§3)."""
+declared size and checksum, and every refusal."""
 
 import hashlib
 import re

@@ -1,5 +1,5 @@
 """DELETE /v1/images/{id}: immediate and delayed deletion, protected images, and what a
-deleted image still answers (api-v1.md §4.7, lifecycle.md §6)."""
+deleted image still answers."""
 
 import uuid
 

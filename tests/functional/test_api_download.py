@@ -1,4 +1,4 @@
-"""GET /v1/images/{id}: the image bytes and their headers (api-v1.md §4.4), and what is
+"""GET /v1/images/{id}: the image bytes and their headers, and what is
 not downloadable."""
 
 import hashlib

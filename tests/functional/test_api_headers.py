@@ -1,5 +1,5 @@
-"""Image metadata in headers: HEAD responses (api-v1.md §2.3, §4.3) and the parsing of
-`x-image-meta-*` request headers (§3), including python-glanceclient's underscore
+"""Image metadata in headers: HEAD responses and the parsing of `x-image-meta-*`
+request headers, including python-glanceclient's underscore
 spellings that eventlet drops and glance-lite's server recovers."""
 
 import http.client
@@ -48,7 +48,7 @@ def raw_post(client, headers: list[tuple[str, str | bytes]], path="/v1/images"):
     return resp.status, body
 
 
-# --- HEAD (§2.3, §4.3) ---------------------------------------------------------------
+# --- HEAD ---------------------------------------------------------------------------
 
 
 def test_head_of_a_reserved_image_omits_null_fields(client):
@@ -152,7 +152,7 @@ def test_stored_control_characters_cannot_inject_headers(client):
     assert detail["images"][0]["properties"]["has space"] == "v"
 
 
-# --- parsing (§3) --------------------------------------------------------------------
+# --- parsing ------------------------------------------------------------------------
 
 
 def test_header_names_are_case_insensitive_and_dashes_become_underscores(client):

@@ -1,4 +1,4 @@
-"""Limits on what may be stored (lifecycle.md §7, api-v1.md §3-§4.6): image_size_cap,
+"""Limits on what may be stored: image_size_cap,
 user_storage_quota and image_property_quota, and how a refused upload ends its
 connection (upload_discard_limit)."""
 

@@ -1,5 +1,5 @@
 """GET /v1/images and /v1/images/detail through glance-api: shapes, filters, paging,
-sorting and the error texts (api-v1.md §4.1-§4.2).
+sorting and the error texts.
 
 One module-wide set of images on the shared deployment, all carrying the property
 `suite=<TAG>`; every listing here filters on it, so other modules' images never show.

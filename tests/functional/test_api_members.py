@@ -1,4 +1,4 @@
-"""Image members and shared images through glance-api (api-v1.md §4.8-§4.13); the member
+"""Image members and shared images through glance-api; the member
 quota with image_member_quota = 2."""
 
 import uuid

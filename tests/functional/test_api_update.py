@@ -1,5 +1,5 @@
 """PUT /v1/images/{id}: metadata changes, property purging, what may not change, and
-uploads to reserved images (api-v1.md §4.6)."""
+uploads to reserved images."""
 
 import hashlib
 import uuid

@@ -1,5 +1,5 @@
-"""glance-api's front: version negotiation, the versions document, v1 routing, request ids
-(api-v1.md §1)."""
+"""glance-api's front: version negotiation, the versions document, v1 routing and
+request ids."""
 
 import json
 import re
@@ -115,7 +115,7 @@ def test_disabled_v1_leaves_only_the_versions_document(deploy):
     assert fetch(client, "/v1/images").status_code == 300
 
 
-# --- routing (§1.4) ------------------------------------------------------------------
+# --- routing -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_undecodable_query_is_400_error_decoding(client):
     )
 
 
-# --- request ids and error bodies (§1.3, conventions) ----------------------------------
+# --- request ids and error bodies -----------------------------------------------------
 
 
 def test_every_v1_response_has_a_fresh_request_id(client):

@@ -1,4 +1,4 @@
-"""The versions document, the versions app and version negotiation (api-v1.md §1.1-1.2)."""
+"""The versions document, the versions app and version negotiation."""
 
 import json
 
@@ -90,7 +90,7 @@ def test_versions_app_links_to_the_request_host_otherwise():
     assert resp.json == {"versions": v1_entries("http://glance.local:9292")}
 
 
-# --- VersionNegotiation: the §1.1 table ------------------------------------------------
+# --- VersionNegotiation: Accept header, then path ----------------------------------------
 
 
 @pytest.mark.parametrize("accept", [None, "*/*", "text/html", "application/json"])
