@@ -173,6 +173,17 @@ def test_file_that_breaks_while_running_keeps_the_rules_read_before(tmp_path, ca
     assert enforcer.check(TENANT, "get_image", {})
 
 
+def test_file_that_breaks_is_logged_when_the_next_check_asks_oslo_policy(tmp_path, caplog):
+    path = write_json(tmp_path, {"default": "", "modify_image": "project_id:%(owner)s"})
+    enforcer = policy.Enforcer(path)
+    write(tmp_path, "policy.json", '{"modify_image": ')
+    touch_later(path)
+    for _ in range(2):
+        assert enforcer.check(TENANT, "modify_image", {"owner": "t1"})
+        assert not enforcer.check(TENANT, "modify_image", {"owner": "t2"})
+    assert "keeping the policy rules read before" in caplog.text
+
+
 def test_file_removed_while_running_leaves_every_action_to_the_built_in_default(tmp_path):
     # oslo.policy's reload: a policy file gone is an empty file, and only the two rules
     # that are always defined remain (context_is_admin and an admin-only default).
