@@ -18,10 +18,16 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported for real after eventlet's monkey-patching, in main()
-    from oslo_config import cfg
+from glance_lite.server import green
+
+green.monkey_patch()  # before anything else imports sockets or threads, as glance-api's
+
+from oslo_config import cfg
+
+from glance_lite import config, log, offload, opts
+from glance_lite.registry.client import pooled_session
+from glance_lite.server import workers
 
 IMAGE_DOC = json.dumps(
     {
@@ -74,8 +80,6 @@ class Front:
     backend's status and JSON body as they are."""
 
     def __init__(self, backend_url: str, file_root: Path | None = None):
-        from glance_lite.registry.client import pooled_session
-
         self.backend_url = backend_url.rstrip("/")
         self.file_root = file_root
         self.session = pooled_session(100)
@@ -117,12 +121,8 @@ def _drain(environ: dict) -> None:
         environ["wsgi.input"].read(length)
 
 
-def register_opts(conf: "cfg.ConfigOpts") -> None:
-    from oslo_config import cfg
-
-    from glance_lite import config
-
-    config.register_registry_opts(conf)  # the server options, as both services have them
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    opts.register_registry_opts(conf)  # the server options, as both services have them
     conf.register_cli_opts(
         [
             cfg.StrOpt("role", choices=["front", "backend"], required=True),
@@ -134,21 +134,16 @@ def register_opts(conf: "cfg.ConfigOpts") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from glance_lite import server
-
-    server.monkey_patch()
-
-    from glance_lite import config, log
-
     conf = config.load("noop", register_opts, argv)
-    config.set(conf, offload=server.thread_offload)
+    config.set(conf)
+    offload.use(green.ThreadPool())
     log.setup(conf, f"noop-{conf.role}")
     if conf.role == "front":
         root = Path(conf.file_root) if conf.file_root else None
         load_app = lambda: Front(conf.backend_url, root)  # noqa: E731 - built in each worker
     else:
         load_app = lambda: Backend(Path(conf.list_payload))  # noqa: E731
-    server.Service(f"noop-{conf.role}", conf, load_app, 0).serve()
+    workers.Service(f"noop-{conf.role}", conf, load_app, 0).serve()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import requests
 
+from glance_lite import config
+
 ROOT = Path(__file__).resolve().parents[1]
 ETC = ROOT / "etc"
 BIN = Path(sys.executable).parent
@@ -245,8 +247,6 @@ def _conf_args(files: list[Path]) -> list[str]:
 
 
 def _effective_workers(conf_files: list[Path]) -> int:
-    from glance_lite import config
-
     workers = configured_workers(conf_files)
     return config.default_workers() if workers is None else workers
 

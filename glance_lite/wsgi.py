@@ -1,5 +1,5 @@
 """Plain-WSGI plumbing shared by both services: routing, JSON, and the one place where
-domain errors become HTTP responses. Nothing here knows about eventlet (see server.py).
+domain errors become HTTP responses. Nothing here knows about eventlet (see server/).
 """
 
 import json
@@ -9,8 +9,9 @@ import routes
 import webob
 import webob.dec
 import webob.exc
+from paste import deploy
 
-from glance_lite import exceptions
+from glance_lite import config, exceptions
 
 LOG = logging.getLogger(__name__)
 
@@ -119,10 +120,6 @@ def call_translating_errors(handler, req, args):
 
 def load_paste_app(conf, service: str):
     """Load the pipeline `[paste_deploy] flavor` names from the service's paste ini."""
-    from paste import deploy
-
-    from glance_lite import config
-
     path = config.paste_config_path(conf, service)
     name = config.pipeline_name(conf, service)
     flavor = conf.paste_deploy.flavor or ""

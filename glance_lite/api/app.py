@@ -12,7 +12,7 @@ import webob
 import webob.exc
 from oslo_config import cfg
 
-from glance_lite import config, context, exceptions, store, wsgi
+from glance_lite import config, context, exceptions, offload, store, wsgi
 from glance_lite.api import bodies, layers, policy
 from glance_lite.api.images import ImagesController
 from glance_lite.api.members import MembersController
@@ -86,7 +86,7 @@ def shared_enforcer(conf: cfg.ConfigOpts) -> policy.Enforcer:
 def v1_app_factory(global_conf, **local_conf):
     """`[app:apiv1app]`: reads the configuration once and hands make_app plain values."""
     conf = config.get()
-    stores = store.from_conf(conf, offload=config.offload())
+    stores = store.from_conf(conf, offload=offload.current())
     enforcer = shared_enforcer(conf)
     protections = None
     if conf.property_protection_file:

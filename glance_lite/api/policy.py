@@ -14,15 +14,13 @@ from typing import Any
 import yaml
 from oslo_config import cfg
 from oslo_policy import _checks, policy
-from oslo_policy import opts as policy_opts
+from oslo_policy import opts as oslo_policy_opts
 
-from glance_lite import exceptions
+from glance_lite import exceptions, opts
 from glance_lite.context import RequestContext
 
 LOG = logging.getLogger(__name__)
 
-GROUP = "oslo_policy"
-DEFAULT_POLICY_FILE = "policy.json"
 ADMIN_ONLY = "role:admin or is_admin:True"
 DENIED = "Access was denied to this resource."
 
@@ -58,29 +56,14 @@ ALWAYS_DEFINED = ("context_is_admin", "default")
 RESOLVED_OPTS = ("policy_file", "policy_dirs", "policy_default_rule")
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """oslo.policy's options with Glance's default policy file name, for the generator."""
-    group, options = policy_opts.list_opts()[0]
-    for opt in options:
-        if opt.dest == "policy_file":
-            opt.default = DEFAULT_POLICY_FILE
-    return [(group, options)]
-
-
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the [oslo_policy] options of list_opts() on a service's ConfigOpts."""
-    for group, options in list_opts():
-        conf.register_opts(options, group=group)
-
-
 def from_conf(conf: cfg.ConfigOpts) -> "Enforcer":
-    """The enforcer the [oslo_policy] options of `conf` describe (see register_opts).
+    """The enforcer the [oslo_policy] options of `conf` describe (opts.py registers them).
 
     The policy file is looked up as oslo.config finds files: next to the config files,
     in the config dirs, then ~/.glance, ~, /etc/glance, /etc. The default name may be
     absent (the built-in rules apply); a name the operator set must be found.
     """
-    group = conf[GROUP]
+    group = conf[opts.POLICY_GROUP]
     name = group.policy_file
     path = conf.find_file(name) if name else None
     if name and path is None and _set_by_operator(conf, "policy_file"):
@@ -97,7 +80,7 @@ def from_conf(conf: cfg.ConfigOpts) -> "Enforcer":
 
 
 def _set_by_operator(conf: cfg.ConfigOpts, option: str) -> bool:
-    location = conf.get_location(option, group=GROUP)
+    location = conf.get_location(option, group=opts.POLICY_GROUP)
     return location is not None and location.location != cfg.Locations.opt_default
 
 
@@ -276,11 +259,11 @@ def credentials(context: RequestContext) -> dict[str, Any]:
 def _own_conf(options: Mapping[str, Any]) -> cfg.ConfigOpts:
     """A private ConfigOpts for oslo.policy, so nothing reads or changes a global one."""
     conf = cfg.ConfigOpts()
-    for group, opts in policy_opts.list_opts():  # oslo.policy's own, unchanged
-        conf.register_opts(opts, group=group)
+    for group, listed in oslo_policy_opts.list_opts():  # oslo.policy's own, unchanged
+        conf.register_opts(listed, group=group)
     conf(args=[], default_config_files=[], default_config_dirs=[])
     for name, value in options.items():
-        conf.set_override(name, value, group=GROUP)
+        conf.set_override(name, value, group=opts.POLICY_GROUP)
     return conf
 
 

@@ -2,13 +2,16 @@
 
 import sys
 
-from glance_lite import cmd
+from glance_lite.server import green
+
+green.monkey_patch()  # before anything else imports sockets or threads
+
+from glance_lite import opts
+from glance_lite.cmd import serve
 
 
 def main(argv: list[str] | None = None) -> None:
-    from glance_lite import config
-
-    cmd.serve("glance-api", config.register_api_opts, argv)
+    serve.serve("glance-api", opts.register_api_opts, argv)
 
 
 if __name__ == "__main__":

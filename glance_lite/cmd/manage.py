@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 from oslo_config import cfg
 
-from glance_lite import config, exceptions, log
+from glance_lite import config, exceptions, log, opts
 from glance_lite.db import api, errors, migration, session
 
 SERVICE = "glance-manage"
@@ -146,8 +146,8 @@ def add_command_parsers(subparsers) -> None:
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     # Logging options on the command line too (--debug, --log-file), as oslo.log does.
-    conf.register_cli_opts(config.logging_opts)
-    config.register_manage_opts(conf)
+    conf.register_cli_opts(opts.logging_opts)
+    opts.register_manage_opts(conf)
     conf.register_cli_opt(
         cfg.SubCommandOpt("command", title="Commands", handler=add_command_parsers)
     )

@@ -3,19 +3,20 @@
 import ipaddress
 import sys
 
-from glance_lite import cmd
+from glance_lite.server import green
+
+green.monkey_patch()  # before anything else imports sockets or threads
+
+from glance_lite import exceptions, opts
+from glance_lite.cmd import serve
 
 
 def main(argv: list[str] | None = None) -> None:
-    from glance_lite import config
-
-    cmd.serve("glance-registry", config.register_registry_opts, argv, check=require_secret)
+    serve.serve("glance-registry", opts.register_registry_opts, argv, check=require_secret)
 
 
 def require_secret(conf) -> None:
     """A registry reachable from other machines must demand the shared secret."""
-    from glance_lite import exceptions
-
     if not conf.registry_shared_secret and not is_loopback(conf.bind_host):
         raise exceptions.ConfigError(
             f"bind_host is {conf.bind_host}, which is not a loopback address: set "

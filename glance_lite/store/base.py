@@ -7,45 +7,9 @@ that the WSGI server drains and closes. Drivers expose `add`, `get`, `delete` an
 
 import abc
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator, Mapping
 
 from glance_lite import exceptions
-
-T = TypeVar("T")
-
-
-def direct_call(fn: Callable[..., T], *args: Any) -> T:
-    """The default `offload`: run blocking work right here (no thread pool)."""
-    return fn(*args)
-
-
-class Finished:
-    """A handle on work that already ran: wait() returns its result or raises its error."""
-
-    def __init__(self, fn: Callable[..., T], *args: Any):
-        self._result = self._error = None
-        try:
-            self._result = fn(*args)
-        except BaseException as err:
-            self._error = err
-
-    def wait(self):
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-
-def after_starter(offload: Callable) -> Callable:
-    """`offload.start_after(previous, fn, *args)` when the offload can run work in the
-    background (the server's thread pool can): fn starts once `previous` (a job it
-    returned, or None) has finished, and the call returns at once with a job whose
-    wait() gives fn's result. Otherwise a stand-in that runs fn through `offload` at
-    once: in call order, so after `previous` too."""
-    start_after = getattr(offload, "start_after", None)
-    if start_after is not None:
-        return start_after
-    return lambda previous, fn, *args: Finished(offload, fn, *args)
 
 
 class StoreNotFound(exceptions.NotFound):

@@ -2,8 +2,8 @@
 
 An upload is written to a hidden temporary file in the same directory, synced, and only
 then linked into place, so a reader never sees a partial image and a failed upload
-leaves nothing behind. Blocking work (fsync, big writes) goes through `offload`, which
-the server sets to eventlet's thread pool; this module never imports eventlet.
+leaves nothing behind. Blocking work (fsync, big writes) goes through an offload
+(offload.py), which a server sets to its thread pool; this module never imports eventlet.
 
 Uploads are written with O_DIRECT where the file system takes it: the bytes go from
 our buffers to the disk without being copied into the page cache, which is where a
@@ -26,6 +26,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 
 from glance_lite import exceptions
+from glance_lite.offload import DIRECT, Offload
 from glance_lite.store.base import (
     AddResult,
     BadStoreUri,
@@ -35,8 +36,6 @@ from glance_lite.store.base import (
     StorageWriteDenied,
     Store,
     StoreNotFound,
-    after_starter,
-    direct_call,
 )
 
 LOG = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class FilesystemStore(Store):
         chunk_size: int = 65536,
         *,
         file_perm: int = 0,
-        offload: Callable = direct_call,
+        offload: Offload = DIRECT,
     ):
         """`file_perm` is the mode given to new image files (e.g. 0o640); 0 keeps the
         default (0o666 less the umask)."""
@@ -83,7 +82,7 @@ class FilesystemStore(Store):
         self._chunk_size = chunk_size
         self._file_perm = file_perm
         self._offload = offload
-        self._start_after = after_starter(offload)
+        self._start_after = offload.start_after
 
     def add(self, image_id: str, chunks: Iterable[bytes], size: int | None) -> AddResult:
         path = self._path_for(image_id)

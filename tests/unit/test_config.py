@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from oslo_config import cfg
 
-from glance_lite import config
+from glance_lite import config, opts
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = Path(sys.executable).parent / "oslo-config-generator"
@@ -32,7 +32,7 @@ def test_sample_config_matches_what_the_generator_writes_now(service, tmp_path):
 
 
 def registry_conf(argv=()):
-    return config.load("glance-registry", config.register_registry_opts, list(argv), [])
+    return config.load("glance-registry", opts.register_registry_opts, list(argv), [])
 
 
 def test_registry_defaults_are_glances_except_the_loopback_bind_host():

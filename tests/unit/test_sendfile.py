@@ -15,8 +15,9 @@ import pytest
 SCRIPT = textwrap.dedent(
     """
     import sys, json, os
-    from glance_lite import server
-    server.monkey_patch()
+    from glance_lite.server import green
+    green.monkey_patch()
+    from glance_lite.server import protocol
     import http.client, logging, io
     import eventlet, eventlet.wsgi
 
@@ -32,8 +33,8 @@ SCRIPT = textwrap.dedent(
     os.sendfile = counting_sendfile
     log = io.StringIO()
     handler = logging.StreamHandler(log)
-    logging.getLogger(server.ACCESS_LOG).addHandler(handler)
-    logging.getLogger(server.ACCESS_LOG).setLevel(logging.INFO)
+    logging.getLogger(protocol.ACCESS_LOG).addHandler(handler)
+    logging.getLogger(protocol.ACCESS_LOG).setLevel(logging.INFO)
 
     def app(environ, start_response):
         f = open(path, "rb")
@@ -50,8 +51,8 @@ SCRIPT = textwrap.dedent(
 
     sock = eventlet.listen(("127.0.0.1", 0))
     eventlet.spawn(
-        eventlet.wsgi.server, sock, server.serving(app), protocol=server.protocol_class(),
-        log=logging.getLogger(server.ACCESS_LOG), log_output=False,
+        eventlet.wsgi.server, sock, protocol.serving(app), protocol=protocol.Protocol,
+        log=logging.getLogger(protocol.ACCESS_LOG), log_output=False,
     )
     conn = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=10)
     out = {}

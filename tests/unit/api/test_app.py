@@ -2,13 +2,13 @@
 
 import pytest
 
-from glance_lite import config
+from glance_lite import config, opts
 from glance_lite.api import app, policy
 
 
 @pytest.fixture
 def api_conf(monkeypatch):
-    conf = config.load("glance-api", config.register_api_opts, argv=[])
+    conf = config.load("glance-api", opts.register_api_opts, argv=[])
     monkeypatch.setattr(config, "_current", conf)
     return conf
 
@@ -29,7 +29,7 @@ def test_the_context_filter_and_the_v1_app_share_one_enforcer(api_conf, monkeypa
 
 def test_another_configuration_gets_its_own_enforcer(monkeypatch):
     monkeypatch.setattr(app, "_enforcers", {})
-    one = config.load("glance-api", config.register_api_opts, argv=[])
-    two = config.load("glance-api", config.register_api_opts, argv=[])
+    one = config.load("glance-api", opts.register_api_opts, argv=[])
+    two = config.load("glance-api", opts.register_api_opts, argv=[])
     assert app.shared_enforcer(one) is app.shared_enforcer(one)
     assert app.shared_enforcer(one) is not app.shared_enforcer(two)

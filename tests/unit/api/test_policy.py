@@ -8,7 +8,7 @@ from oslo_config import cfg
 from oslo_policy import opts as oslo_policy_opts
 from oslo_policy import policy as oslo_policy
 
-from glance_lite import exceptions
+from glance_lite import exceptions, opts
 from glance_lite.api import policy
 from glance_lite.context import RequestContext
 
@@ -293,7 +293,7 @@ def test_broken_file_in_policy_dirs_is_a_config_error(tmp_path):
 def service_conf(tmp_path: Path, conf_text: str = "") -> cfg.ConfigOpts:
     conf_file = write(tmp_path, "glance-api.conf", conf_text)
     conf = cfg.ConfigOpts()
-    policy.register_opts(conf)
+    opts.register_policy_opts(conf)
     conf(
         args=["--config-file", conf_file],
         project="glance",
@@ -304,7 +304,7 @@ def service_conf(tmp_path: Path, conf_text: str = "") -> cfg.ConfigOpts:
 
 
 def test_list_opts_default_policy_file_is_policy_json():
-    [(group, options)] = policy.list_opts()
+    [(group, options)] = opts.list_policy_opts()
     assert group == "oslo_policy"
     by_name = {opt.dest: opt for opt in options}
     assert by_name["policy_file"].default == "policy.json"
@@ -312,7 +312,7 @@ def test_list_opts_default_policy_file_is_policy_json():
 
 
 def test_list_opts_leaves_oslo_policys_own_default_alone():
-    policy.list_opts()
+    opts.list_policy_opts()
     [(_, options)] = oslo_policy_opts.list_opts()
     assert {opt.dest: opt.default for opt in options}["policy_file"] == "policy.yaml"
 

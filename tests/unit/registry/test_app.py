@@ -2,14 +2,14 @@
 
 import pytest
 
-from glance_lite import config, context
+from glance_lite import config, context, opts
 from glance_lite.registry import app
 from tests.unit.registry.conftest import Caller
 
 
 @pytest.fixture
 def registry_conf(monkeypatch, sqlite_database, sqlite_url):
-    conf = config.load("glance-registry", config.register_registry_opts, argv=[])
+    conf = config.load("glance-registry", opts.register_registry_opts, argv=[])
     conf.set_override("connection", sqlite_url, group="database")
     conf.set_override("limit_param_default", 2)
     conf.set_override("api_limit_max", 3)

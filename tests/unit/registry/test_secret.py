@@ -3,7 +3,7 @@
 import pytest
 import webob
 
-from glance_lite import config
+from glance_lite import config, opts
 from glance_lite.registry import secret
 
 SECRET = "s3cr\u00e9t-value"
@@ -57,7 +57,7 @@ def test_without_a_configured_secret_the_app_is_not_wrapped():
 
 @pytest.fixture
 def registry_conf(monkeypatch):
-    conf = config.load("glance-registry", config.register_registry_opts, argv=[])
+    conf = config.load("glance-registry", opts.register_registry_opts, argv=[])
     monkeypatch.setattr(config, "_current", conf)
     return conf
 

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from glance_lite import exceptions
+from glance_lite import exceptions, offload
 from glance_lite.store import filesystem
 from glance_lite.store.base import BadStoreUri, Duplicate, StorageFull, StorageWriteDenied
 from glance_lite.store.filesystem import DIRECT_ALIGN, WRITE_BUFFER, FilesystemStore
@@ -118,13 +118,14 @@ def test_a_full_medium_is_storage_full_and_leaves_nothing(store, datadir, monkey
 
 
 def test_a_full_medium_found_at_fsync_is_storage_full_too(datadir):
-    def offload(fn, *args):
-        if fn is os.fsync:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return fn(*args)
+    class FullAtFsync(offload.Direct):
+        def __call__(self, fn, *args):
+            if fn is os.fsync:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return fn(*args)
 
     with pytest.raises(StorageFull):
-        FilesystemStore(str(datadir), offload=offload).add(IMAGE_ID, iter([b"x"]), None)
+        FilesystemStore(str(datadir), offload=FullAtFsync()).add(IMAGE_ID, iter([b"x"]), None)
     assert os.listdir(datadir) == []
 
 
@@ -190,11 +191,12 @@ def test_a_short_write_is_completed(datadir, monkeypatch, io):
 def test_blocking_work_goes_through_offload(datadir):
     calls = []
 
-    def offload(fn, *args):
-        calls.append(fn.__name__)
-        return fn(*args)
+    class Recording(offload.Direct):
+        def __call__(self, fn, *args):
+            calls.append(fn.__name__)
+            return fn(*args)
 
-    store = FilesystemStore(str(datadir), offload=offload)
+    store = FilesystemStore(str(datadir), offload=Recording())
     store.add(IMAGE_ID, iter([b"x" * WRITE_BUFFER, b"y"]), None)
     assert calls == [
         "_hash_block",

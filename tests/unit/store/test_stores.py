@@ -8,7 +8,7 @@ import stat
 import pytest
 from oslo_config import cfg
 
-from glance_lite import exceptions, store
+from glance_lite import exceptions, offload, opts, store
 from glance_lite.store.base import BadStoreUri, Stores, UnknownScheme
 from glance_lite.store.filesystem import FilesystemStore
 from glance_lite.store.memory import MemoryStore
@@ -18,7 +18,7 @@ IMAGE_ID = "71c675ab-d94f-49cd-a114-e12490b328d9"
 
 def make_conf(**overrides) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
-    conf.register_opts(store.store_opts, group="glance_store")
+    opts.register_store_opts(conf)
     conf(args=[], default_config_files=[])
     for name, value in overrides.items():
         conf.set_override(name, value, group="glance_store")
@@ -75,8 +75,8 @@ def test_options_have_glances_names_and_defaults():
     assert group.filesystem_store_datadir == "/var/lib/glance/images"
     assert group.filesystem_store_chunk_size == 1024 * 1024
     assert group.filesystem_store_file_perm == 0
-    assert all(opt.help for opt in store.store_opts)
-    assert store.list_opts() == [("glance_store", store.store_opts)]
+    assert all(opt.help for opt in opts.store_opts)
+    assert ("glance_store", opts.store_opts) in opts.list_api_opts()
 
 
 # -- from_conf
@@ -159,11 +159,13 @@ def test_a_file_permission_that_is_not_octal_or_unreadable_is_a_config_error(tmp
 def test_from_conf_hands_the_offload_to_the_driver(tmp_path):
     calls = []
 
-    def offload(fn, *args):
-        calls.append(fn)
-        return fn(*args)
+    class Recording(offload.Direct):
+        def __call__(self, fn, *args):
+            calls.append(fn)
+            return fn(*args)
 
-    stores = store.from_conf(make_conf(filesystem_store_datadir=str(tmp_path)), offload=offload)
+    conf = make_conf(filesystem_store_datadir=str(tmp_path))
+    stores = store.from_conf(conf, offload=Recording())
     stores.default.add(IMAGE_ID, iter([b"x"]), None)
     assert os.fsync in calls
 
