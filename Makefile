@@ -1,14 +1,18 @@
 # make run   - start glance-registry and glance-api on SQLite + files, state in .state/
 # make stop  - stop them
 # make test  - lint and the whole test suite
+# make unit  - the unit tests alone, in seconds: the inner loop (PYTEST_ARGS=... as for test)
 # make bench - measure glance-lite against the machine's ceilings (~10 min; BENCH_ARGS=--with-4gib)
 # make bench-smoke - the same bench with tiny sizes (under 30 s), as CI runs it
 PYTHON ?= python3
+# Python's default: byte-code caches, pytest's rewritten test modules among them (some
+# environments turn them off, which costs every test run a second or more per process)
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run stop test lint format venv bench bench-smoke
+.PHONY: run stop test unit lint format venv bench bench-smoke
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +38,9 @@ format: $(STAMP)
 
 test: lint
 	$(VENV)/bin/python -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(VENV)/bin/python -m pytest -n 2 --dist worksteal -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
 $(BENCH_STAMP): $(STAMP) setup.cfg
 	$(VENV)/bin/pip install -q -e '.[test,bench]'

@@ -2,9 +2,11 @@
 
 `db_url` runs a test on SQLite (a temp file), PostgreSQL and MySQL/MariaDB. The server
 URLs come from GLANCE_LITE_TEST_PG_URL / GLANCE_LITE_TEST_MYSQL_URL; unset or unreachable
-means skip, or fail when CI=true. Isolation under pytest-xdist: PostgreSQL gets a fresh
-database per worker (glance_test_<worker>_<random>); the MySQL user may only use its one
-database, so MySQL tests take a server-wide named lock (GET_LOCK) for their duration.
+means skip, or fail when CI=true. Isolation under pytest-xdist: each worker gets a fresh
+database of its own (PostgreSQL: glance_test_<worker>_<random>; MySQL: <db>_test_<worker>_
+<random>, which .ci/services/start-mysql.sh lets its user create). A MySQL user that may
+only use its one database shares it: its tests then take a server-wide named lock
+(GET_LOCK) for their duration.
 `database` / `sqlite_database` hand out a migrated, emptied `Database` (one per URL and
 session, emptied before each test). A test that changes the schema of a `db_url` database
 must start with `wipe_schema()`, which also tells `database` to migrate it again.
@@ -82,8 +84,32 @@ def postgresql_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def mysql_url() -> str:
-    return _server_url("mysql")
+def mysql_url() -> Iterator[str]:
+    """A database of our own on the MySQL server when the user may create one (dropped at
+    the end), else the URL's own database, shared (see `shared_mysql`)."""
+    url = session.parse_url(_server_url("mysql"))
+    name = f"{url.database}_test_{worker_name()}_{uuid.uuid4().hex[:8]}"
+    admin = session.create_engine(url_string(url))
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    except sa.exc.OperationalError:  # no right to create databases: share the one
+        admin.dispose()
+        _SHARED_MYSQL.add(url_string(url))
+        _SHARED_MYSQL_DBS.add(url.database)
+        yield url_string(url)
+        return
+    try:
+        yield url_string(url.set(database=name))
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+
+# MySQL URLs (and their database names) that every xdist worker shares, taking turns.
+_SHARED_MYSQL: set[str] = set()
+_SHARED_MYSQL_DBS: set[str] = set()
 
 
 @contextlib.contextmanager
@@ -109,7 +135,7 @@ def mysql_lock(url: str) -> Iterator[None]:
 def db_url(request) -> Iterator[str]:
     """A database URL on each backend; the database may hold anything a test left."""
     url = request.getfixturevalue(f"{request.param}_url")
-    if request.param == "mysql":
+    if url in _SHARED_MYSQL:
         with mysql_lock(url):
             yield url
     else:
@@ -140,9 +166,10 @@ def empty_tables(engine: sa.Engine) -> None:
 def ensure_head(engine: sa.Engine) -> None:
     """Our schema at head and nothing else in the database."""
     key = url_string(engine.url)
-    # MySQL's one database is shared by every xdist worker (each test holds the lock):
-    # another worker may have wiped it since, so it is checked every time.
-    if key in _AT_HEAD and engine.dialect.name != "mysql":
+    # A shared MySQL database (each test holds the lock): another worker may have wiped
+    # it since, so it is checked every time.
+    shared = engine.dialect.name == "mysql" and engine.url.database in _SHARED_MYSQL_DBS
+    if key in _AT_HEAD and not shared:
         return
     tables = set(sa.inspect(engine).get_table_names())
     if tables != OUR_TABLES or migration.current_heads(engine) != (migration.head(),):

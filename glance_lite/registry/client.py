@@ -51,7 +51,7 @@ class RegistryClient:
     def get_images_json(
         self, context: RequestContext, params: Iterable[tuple[str, str]], *, detail: bool
     ) -> bytes:
-        """The registry's listing document `{"images": [...]}` as it sent it, without
+        """The registry's listing, `{"images": [...]}` as JSON bytes as it sent them, without
         locations: what glance-api answers, so it need not be parsed and written again."""
         path = "/images/detail" if detail else "/images"
         extra = {headers.OMIT_LOCATIONS: "true"}

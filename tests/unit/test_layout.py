@@ -2,6 +2,7 @@
 made at the top of each module, and eventlet kept inside the server package."""
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ MAX_LINES = 700
 EVENTLET_PLACES = ("glance_lite.server", "glance_lite.cmd.api", "glance_lite.cmd.registry")
 
 
+@functools.cache
 def modules() -> dict[str, ast.Module]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):

@@ -1,6 +1,7 @@
 """image_get_all on every backend: filters, visibility, ordering and marker paging."""
 
 import datetime
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -107,27 +108,28 @@ def catalog(database):
     }
 
 
-@pytest.mark.parametrize(
-    ("filters", "expected"),
-    [
-        ({"name": "raw"}, ["raw"]),
-        ({"name": ["raw", "iso"]}, ["raw", "iso"]),
-        ({"status": "queued"}, ["queued"]),
-        ({"disk_format": "qcow2"}, ["qcow"]),
-        ({"container_format": ["bare", "ovf"]}, ["raw", "qcow"]),
-        ({"size_min": 20}, ["qcow", "iso"]),
-        ({"size_max": 20}, ["raw", "qcow"]),
-        ({"size_min": 15, "size_max": 25}, ["qcow"]),
-        ({"min_ram": 1}, ["raw"]),
-        ({"min_disk": 5}, ["qcow"]),
-        ({"protected": True}, ["iso"]),
-        ({"properties": {"os": "linux"}}, ["propped"]),
-        ({"properties": {"os": "linux", "arch": "x86"}}, ["propped"]),
-        ({"properties": {"os": "linux", "arch": "arm"}}, []),
-    ],
-)
-def test_filters(database, catalog, filters, expected):
-    assert listed(database, ALICE, filters) == {catalog[name] for name in expected}
+FILTER_CASES = [
+    ({"name": "raw"}, ["raw"]),
+    ({"name": ["raw", "iso"]}, ["raw", "iso"]),
+    ({"status": "queued"}, ["queued"]),
+    ({"disk_format": "qcow2"}, ["qcow"]),
+    ({"container_format": ["bare", "ovf"]}, ["raw", "qcow"]),
+    ({"size_min": 20}, ["qcow", "iso"]),
+    ({"size_max": 20}, ["raw", "qcow"]),
+    ({"size_min": 15, "size_max": 25}, ["qcow"]),
+    ({"min_ram": 1}, ["raw"]),
+    ({"min_disk": 5}, ["qcow"]),
+    ({"protected": True}, ["iso"]),
+    ({"properties": {"os": "linux"}}, ["propped"]),
+    ({"properties": {"os": "linux", "arch": "x86"}}, ["propped"]),
+    ({"properties": {"os": "linux", "arch": "arm"}}, []),
+]
+
+
+def test_filters(database, catalog):
+    # the catalog is only read: one build serves every case
+    for filters, expected in FILTER_CASES:
+        assert listed(database, ALICE, filters) == {catalog[name] for name in expected}, filters
 
 
 def test_killed_and_deleted_images_are_hidden_by_default(database, catalog):
@@ -213,28 +215,28 @@ def sortable(database):
     return [database.image_create(ALICE, row) for row in rows]
 
 
-@pytest.mark.parametrize("direction", image_meta.SORT_DIRS)
-@pytest.mark.parametrize("key", image_meta.SORT_KEYS)
-def test_sorting_with_tie_breakers(database, sortable, key, direction):
-    found = database.image_get_all(ALICE, {}, sort_key=key, sort_dir=direction)
-    assert ids(found) == expected_order(found, key, direction)
-    assert len(found) == len(sortable)
+def test_sorting_with_tie_breakers(database, sortable):
+    # the images are only read: one build serves every key and direction
+    for key, direction in itertools.product(image_meta.SORT_KEYS, image_meta.SORT_DIRS):
+        found = database.image_get_all(ALICE, {}, sort_key=key, sort_dir=direction)
+        assert ids(found) == expected_order(found, key, direction), (key, direction)
+        assert len(found) == len(sortable)
 
 
-@pytest.mark.parametrize("direction", image_meta.SORT_DIRS)
-@pytest.mark.parametrize("key", ["name", "size", "created_at", "container_format"])
-def test_marker_pages_walk_the_whole_list(database, sortable, key, direction):
-    whole = ids(database.image_get_all(ALICE, {}, sort_key=key, sort_dir=direction))
-    walked, marker = [], None
-    while True:
-        page = database.image_get_all(
-            ALICE, {}, marker=marker, limit=2, sort_key=key, sort_dir=direction
-        )
-        if not page:
-            break
-        walked += ids(page)
-        marker = page[-1]["id"]
-    assert walked == whole
+def test_marker_pages_walk_the_whole_list(database, sortable):
+    keys = ["name", "size", "created_at", "container_format"]
+    for key, direction in itertools.product(keys, image_meta.SORT_DIRS):
+        whole = ids(database.image_get_all(ALICE, {}, sort_key=key, sort_dir=direction))
+        walked, marker = [], None
+        while True:
+            page = database.image_get_all(
+                ALICE, {}, marker=marker, limit=2, sort_key=key, sort_dir=direction
+            )
+            if not page:
+                break
+            walked += ids(page)
+            marker = page[-1]["id"]
+        assert walked == whole, (key, direction)
 
 
 def test_an_invisible_or_missing_marker_is_invalid(database):
