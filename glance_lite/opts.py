@@ -102,6 +102,14 @@ registry_secret_opt = cfg.StrOpt(
     "listens on anything but loopback refuses to start without one.",
 )
 
+metadata_encryption_key_opt = cfg.StrOpt(
+    "metadata_encryption_key",
+    secret=True,
+    help="AES key (16, 24 or 32 characters) that location URLs are encrypted with before "
+    "they are stored in the registry's database, in Glance's format. Unset stores them "
+    "in clear. Every glance-api of a deployment must use the same key.",
+)
+
 registry_bind_host_opt = cfg.HostAddressOpt(
     "bind_host",
     default="127.0.0.1",
@@ -299,6 +307,7 @@ def list_api_opts():
                 *paging_opts,
                 *registry_client_opts,
                 registry_secret_opt,
+                metadata_encryption_key_opt,
                 *image_opts,
                 *logging_opts,
             ],

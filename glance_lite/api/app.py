@@ -20,6 +20,7 @@ from glance_lite.api.protections import PropertyProtections
 from glance_lite.api.repository import ImageRepository
 from glance_lite.api.router import make_router
 from glance_lite.context import RequestContext
+from glance_lite.crypt import LocationCipher
 from glance_lite.registry.client import RegistryClient
 from glance_lite.store.base import Stores
 
@@ -180,4 +181,5 @@ def registry_client(conf) -> RegistryClient:
         use_user_token=conf.use_user_token,
         verify=verify,
         cert=cert,
+        cipher=LocationCipher(key) if (key := conf.metadata_encryption_key) else None,
     )

@@ -2,7 +2,9 @@
 
 It imports nothing from the registry's server side or the database. One pooled
 requests.Session per client; the registry's errors come back as the same domain
-exceptions (glance_lite.exceptions), carrying the registry's own explanation.
+exceptions (glance_lite.exceptions), carrying the registry's own explanation. With a
+LocationCipher (metadata_encryption_key), location URLs go to the registry encrypted and
+come back decrypted (glance_lite/crypt.py).
 """
 
 import dataclasses
@@ -18,6 +20,7 @@ import urllib3.exceptions
 
 from glance_lite import exceptions
 from glance_lite.context import RequestContext
+from glance_lite.crypt import LocationCipher
 from glance_lite.registry import headers
 
 LOG = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ class RegistryClient:
         session: requests.Session | None = None,
         verify: bool | str = True,
         cert: tuple[str, str] | None = None,
+        cipher: LocationCipher | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -45,6 +49,7 @@ class RegistryClient:
         self.session = session or pooled_session(pool_size)
         self.session.verify = verify
         self.session.cert = cert
+        self.cipher = cipher
 
     # --- images --------------------------------------------------------------------
 
@@ -58,11 +63,12 @@ class RegistryClient:
         return self._call(context, "GET", path, params=list(params), extra=extra).content
 
     def get_image(self, context: RequestContext, image_id: str) -> dict:
-        return self._call(context, "GET", f"/images/{_segment(image_id)}").json()["image"]
+        resp = self._call(context, "GET", f"/images/{_segment(image_id)}")
+        return self._opened(resp.json()["image"])
 
     def add_image(self, context: RequestContext, image_meta: dict) -> dict:
-        resp = self._call(context, "POST", "/images", json={"image": image_meta})
-        return resp.json()["image"]
+        resp = self._call(context, "POST", "/images", json={"image": self._sealed(image_meta)})
+        return self._opened(resp.json()["image"])
 
     def update_image(
         self,
@@ -73,15 +79,22 @@ class RegistryClient:
         purge_props: bool = False,
         from_state: str | None = None,
     ) -> dict:
-        body: dict = {"image": image_meta}
+        body: dict = {"image": self._sealed(image_meta)}
         if from_state is not None:
             body["from_state"] = from_state
         extra = {headers.PURGE_PROPS: "true"} if purge_props else None
         resp = self._call(context, "PUT", f"/images/{_segment(image_id)}", json=body, extra=extra)
-        return resp.json()["image"]
+        return self._opened(resp.json()["image"])
 
     def delete_image(self, context: RequestContext, image_id: str) -> dict:
-        return self._call(context, "DELETE", f"/images/{_segment(image_id)}").json()["image"]
+        resp = self._call(context, "DELETE", f"/images/{_segment(image_id)}")
+        return self._opened(resp.json()["image"])
+
+    def _sealed(self, image_meta: dict) -> dict:
+        return image_meta if self.cipher is None else self.cipher.seal_image(image_meta)
+
+    def _opened(self, image: dict) -> dict:
+        return image if self.cipher is None else self.cipher.open_image(image)
 
     def get_storage_usage(
         self, context: RequestContext, owner: str | None, exclude_image_id: str | None = None
