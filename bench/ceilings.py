@@ -54,3 +54,11 @@ def make_image_file(path: Path, size: int) -> None:
             n = min(4 * CHUNK, left)
             f.write(os.urandom(n))
             left -= n
+
+
+def into_page_cache(path: Path) -> None:
+    """Read `path` once, untimed, so that every system downloads it from the page cache
+    (an upload with O_DIRECT leaves it on disk only)."""
+    with open(path, "rb", buffering=0) as f:
+        while f.read(8 << 20):
+            pass

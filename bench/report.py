@@ -45,6 +45,7 @@ def build(s: Session, meta: dict) -> dict:
         "figures": figures,
         "memory": {"phases": memory_by_phase(s.memory), "records": s.memory},
         "notes": s.notes,
+        "orders": s.orders,
     }
 
 
@@ -121,6 +122,16 @@ def markdown(data: dict) -> str:
         )
     if data["notes"]:
         lines += ["", "## Notes", "", *(f"- {note}" for note in data["notes"])]
+    if data.get("orders"):
+        lines += [
+            "",
+            "## Order of measurement",
+            "",
+            f"Drawn with seed {meta['seed']} (`python -m bench.run --seed {meta['seed']}` "
+            "measures in the same order again).",
+            "",
+            *(f"- {order}" for order in data["orders"]),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ import argparse
 import datetime
 import os
 import platform
+import random
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda text: set(text.split(",")),
         default=set(PARTS),
         help=f"a comma-separated subset of {','.join(PARTS)} (while working on one path)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the order the systems are measured in within each repeat "
+        "(default: a fresh one, recorded in the report)",
     )
     parser.add_argument(
         "--sizes", type=lambda text: tuple(int(x) for x in text.split(",")), help="MiB, e.g. 16,256"
@@ -93,9 +100,11 @@ def machine_summary(s: Session, nginx_note: str, workdir: Path) -> list[str]:
         "glance_lite.server; md5 and disk measured in the bench process",
         f"repeats: {s.profile.repeats_big} for transfers of 256 MiB and more, "
         f"{s.profile.repeats_small} otherwise ({s.profile.download_repeats(16)} for downloads "
-        f"of smaller images; the first after the upload reads from disk); median and range "
+        f"of smaller images, each from the page cache); median and range "
         f"(min-max) of the repeats; a list latency is the median of "
         f"{s.profile.list_calls} calls",
+        f"order: within each repeat the systems are measured in a random order, seed "
+        f"{s.seed} (listed at the end)",
     ]
 
 
@@ -144,7 +153,7 @@ def warm_up(s: Session) -> None:
     s.delete_image(image_id)
 
 
-def run(profile: Profile, workdir: Path, parts: set[str]) -> tuple[Session, list[str]]:
+def run(profile: Profile, workdir: Path, parts: set[str], seed: int) -> tuple[Session, list[str]]:
     nginx_bin, nginx_note = nginx_mod.find_or_install()
     glance = Glance(workdir / "glance")
     noop = None
@@ -163,7 +172,7 @@ def run(profile: Profile, workdir: Path, parts: set[str]) -> tuple[Session, list
             except RuntimeError as err:
                 nginx.stop()
                 nginx, nginx_note = None, str(err)
-        s = Session(profile, workdir, glance, noop, nginx)
+        s = Session(profile, workdir, glance, noop, nginx, seed)
         if not nginx:
             s.notes.append(f"nginx ceilings missing: {nginx_note}")
         measure(s, parts)
@@ -190,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     results = args.results or RESULTS / f"{stamp:%Y%m%d-%H%M%S}-{profile.name}"
     workdir = make_workdir()
     began = time.monotonic()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
     try:
-        s, summary = run(profile, workdir, args.only)
+        s, summary = run(profile, workdir, args.only, seed)
     finally:
         if not args.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -201,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": [*summary, f"the run took {time.monotonic() - began:.0f} s"],
         "workers": s.glance.workers,
         "workdir": str(workdir),
+        "seed": seed,
     }
     data = report.build(s, meta)
     report.write(results, data)

@@ -1,6 +1,7 @@
 """The measured scenarios. Each glance figure is taken right next to its ceiling, repeat by
 repeat, so that a slow moment of a noisy machine hits both and the ratio holds."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -77,20 +78,35 @@ def transfers(s: Session, size_mib: int) -> None:
             image_id = _check_upload(result, size_mib * MIB, digest)
             s.add(f"upload_{mode}_{size_mib}", result.throughput(size_mib * MIB))
             growth[r] = max(growth[r], watch.worst("glance-api", "growth_mib"))
+    size = size_mib * MIB
+    ceilings.into_page_cache(s.glance.datadir / image_id)
     for r in range(downloads):
-        with s.watch(f"download {tag}") as watch:
-            result = _checked(download(f"{s.api_url}/v1/images/{image_id}"), size_mib * MIB)
-        s.add(f"download_{size_mib}", result.throughput(size_mib * MIB))
-        # extra downloads of small images count with the repeat they follow
-        growth[r % repeats] = max(growth[r % repeats], watch.worst("glance-api", "growth_mib"))
+
+        def glance(r: int = r) -> None:
+            with s.watch(f"download {tag}") as watch:
+                _timed_download(
+                    s, f"download_{size_mib}", f"{s.api_url}/v1/images/{image_id}", size
+                )()
+            # extra downloads of small images count with the repeat they follow
+            growth[r % repeats] = max(growth[r % repeats], watch.worst("glance-api", "growth_mib"))
+
+        steps = {"glance-api": glance}
         if s.nginx:
-            result = _checked(download(f"{s.nginx.url}/{image_id}"), size_mib * MIB)
-            s.add(f"nginx_get_{size_mib}", result.throughput(size_mib * MIB))
-        result = _checked(download(f"{s.noop.front.url}/files/{image_id}"), size_mib * MIB)
-        s.add(f"noop_get_{size_mib}", result.throughput(size_mib * MIB))
+            steps["nginx"] = _timed_download(
+                s, f"nginx_get_{size_mib}", f"{s.nginx.url}/{image_id}", size
+            )
+        steps["no-op chain"] = _timed_download(
+            s, f"noop_get_{size_mib}", f"{s.noop.front.url}/files/{image_id}", size
+        )
+        s.in_random_order(f"download {tag}, repeat {r + 1}", steps)
     s.delete_image(image_id)
     for value in growth:
         s.add(f"api_growth_{size_mib}", value)
+
+
+def _timed_download(s: Session, key: str, url: str, size: int) -> Callable[[], None]:
+    """One download of `url`, checked, its throughput added to figure `key`."""
+    return lambda: s.add(key, _checked(download(url), size).throughput(size))
 
 
 def _transfer_figures(s: Session, size_mib: int) -> None:
@@ -170,17 +186,23 @@ def parallel(s: Session) -> None:
     _parallel_figures(s, tag)
     result = upload(s.api_url, image_file(s, p.parallel_size_mib), "bench-parallel", chunked=False)
     image_id = uploaded_image(result)["id"]
-    for _ in range(p.repeats_small):
+
+    def glance() -> None:
         with s.watch(tag):
             run = parallel_downloads(
                 f"{s.api_url}/v1/images/{image_id}", p.parallel_clients, s.gate_dir
             )
         _add_parallel(s, "par", run, size)
-        if s.nginx:
-            run = parallel_downloads(f"{s.nginx.url}/{image_id}", p.parallel_clients, s.gate_dir)
-            if run.errors(size):
-                raise RuntimeError(f"nginx failed {run.errors(size)} of the parallel downloads")
-            _add_parallel(s, "nginx_par", run, size)
+
+    def nginx() -> None:
+        run = parallel_downloads(f"{s.nginx.url}/{image_id}", p.parallel_clients, s.gate_dir)
+        if run.errors(size):
+            raise RuntimeError(f"nginx failed {run.errors(size)} of the parallel downloads")
+        _add_parallel(s, "nginx_par", run, size)
+
+    steps = {"glance-api": glance, "nginx": nginx} if s.nginx else {"glance-api": glance}
+    for r in range(p.repeats_small):
+        s.in_random_order(f"{tag}, repeat {r + 1}", steps)
     s.delete_image(image_id)
 
 
@@ -286,13 +308,20 @@ def _warm_up(s: Session, job: dict) -> None:
 
 def _creates(s: Session, r: int, clients: int, key: str) -> None:
     p = s.profile
-    job = {"op": "create", "url": s.api_url}
-    with s.watch(f"creates, {clients} client(s)"):
-        run = run_clients(s.gate_dir, clients, p.creates, job, prefix=f"r{r}-c{clients}")
-    s.add(key, run.rate)
-    s.add("meta_errors", run.errors)
-    noop = _noop_run(s, clients, p.creates, {"op": "create", "url": s.noop.front.url})
-    s.add(f"noop_{key}", noop.rate)
+
+    def glance() -> None:
+        job = {"op": "create", "url": s.api_url}
+        with s.watch(f"creates, {clients} client(s)"):
+            run = run_clients(s.gate_dir, clients, p.creates, job, prefix=f"r{r}-c{clients}")
+        s.add(key, run.rate)
+        s.add("meta_errors", run.errors)
+
+    def chain() -> None:
+        noop = _noop_run(s, clients, p.creates, {"op": "create", "url": s.noop.front.url})
+        s.add(f"noop_{key}", noop.rate)
+
+    steps = {"glance-api": glance, "no-op chain": chain}
+    s.in_random_order(f"creates, {clients} client(s), repeat {r + 1}", steps)
 
 
 def _list_and_head(s: Session) -> None:
@@ -306,21 +335,34 @@ def _list_and_head(s: Session) -> None:
     head_path = f"/v1/images/{images[0]['id']}"
     _warm_up(s, {"op": "list", "path": list_path})
     _warm_up(s, {"op": "head", "path": head_path})
-    for _ in range(p.repeats_small):
+
+    def glance_list() -> None:
         with s.watch(f"list, limit={p.list_limit}"):
             run = run_clients(s.gate_dir, 1, p.list_calls, _job("list", s.api_url, list_path))
         s.add("list", median(run.latencies) * 1000)
         s.add("meta_errors", run.errors)
+
+    def chain_list() -> None:
         noop = _noop_run(s, 1, p.list_calls, _job("list", s.noop.front.url, list_path))
         s.add("noop_list", median(noop.latencies) * 1000)
+
+    def glance_head() -> None:
         with s.watch("HEAD"):
             run = run_clients(s.gate_dir, 1, p.head_calls, _job("head", s.api_url, head_path))
         s.add("head_p50", percentile(run.latencies, 50) * 1000)
         s.add("head_p99", percentile(run.latencies, 99) * 1000)
         s.add("meta_errors", run.errors)
+
+    def chain_head() -> None:
         noop = _noop_run(s, 1, p.head_calls, _job("head", s.noop.front.url, head_path))
         s.add("noop_head_p50", percentile(noop.latencies, 50) * 1000)
         s.add("noop_head_p99", percentile(noop.latencies, 99) * 1000)
+
+    for r in range(p.repeats_small):
+        lists = {"glance-api": glance_list, "no-op chain": chain_list}
+        s.in_random_order(f"list, repeat {r + 1}", lists)
+        heads = {"glance-api": glance_head, "no-op chain": chain_head}
+        s.in_random_order(f"HEAD, repeat {r + 1}", heads)
 
 
 def _job(op: str, url: str, path: str) -> dict:

@@ -2,8 +2,9 @@
 records; the scenarios (bench/scenarios.py) add to them."""
 
 import contextlib
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +24,16 @@ class Session:
     glance: Glance
     noop: NoopChain
     nginx: Nginx | None  # None when nginx could not be had
+    seed: int = 0  # of the order the systems are measured in within each repeat
     figures: dict[str, Figure] = field(default_factory=dict)
     memory: list[dict] = field(default_factory=list)  # one record per watched operation
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    orders: list[str] = field(default_factory=list)  # each repeat's order, as it ran
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
 
     @property
     def api_url(self) -> str:
@@ -72,6 +79,17 @@ class Session:
                 },
             }
         )
+
+    def in_random_order(self, what: str, steps: dict[str, Callable[[], None]]) -> None:
+        """Run `steps` (one measurement of each system) in an order drawn from the seeded
+        generator, and record it: what ran right before a measurement (nginx's download
+        leaves other things in the caches than another api download) then falls on every
+        system alike, and the same seed measures in the same order again."""
+        names = list(steps)
+        self.rng.shuffle(names)
+        self.orders.append(f"{what}: {', '.join(names)}")
+        for name in names:
+            steps[name]()
 
     def delete_image(self, image_id: str) -> None:
         resp = requests.delete(f"{self.api_url}/v1/images/{image_id}", timeout=60)
