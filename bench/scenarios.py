@@ -14,9 +14,13 @@ from bench.session import Session
 from bench.stats import Target, median, percentile
 from bench.transfers import Transfer, download, parallel_downloads, upload, uploaded_image
 
-UPLOAD_TARGET = Target("ratio", ">=", 0.6)  # of md5 in Python, for images >= 256 MiB
-DOWNLOAD_TARGET = Target("ratio", ">=", 0.9)  # of nginx GET of the same file
-PARALLEL_TARGET = Target("ratio", ">=", 0.8)  # of nginx under the same load
+UPLOAD_TARGET = Target("ratio", ">=", 0.75)  # of md5 in Python, for images >= 256 MiB
+DOWNLOAD_TARGET = Target("ratio", ">=", 0.9)  # of nginx GET of the same file, >= 256 MiB
+# A smaller download is held back by the time to its first byte: it is measured against
+# the no-op chain's download (one forwarded call, then sendfile), nginx's figure beside it.
+SMALL_DOWNLOAD_TARGET = Target("ratio", ">=", 0.95)
+PARALLEL_TARGET = Target("ratio", ">=", 0.9)  # of nginx under the same load
+HEAD_TARGET = Target("ratio", "<=", 1.2)  # times the no-op chain's HEAD p50
 CREATE_TARGET = Target("ratio", ">=", 0.55)  # of the no-op chain's request rate
 LIST_TARGET = Target("ratio", "<=", 1.5)  # times the no-op chain's latency
 STREAM_GROWTH_TARGET = Target("value", "<", 16)  # MiB over idle, per glance-api process
@@ -124,12 +128,13 @@ def _transfer_figures(s: Session, size_mib: int) -> None:
         )
     if s.nginx:  # without nginx the ceiling is reported missing
         s.figure(f"nginx_get_{size_mib}", f"nginx GET, {tag}", "MiB/s", group="ceiling")
+    small = size_mib < 256
     s.figure(
         f"download_{size_mib}",
         f"download {tag}",
         "MiB/s",
-        ceiling=f"nginx_get_{size_mib}",
-        target=DOWNLOAD_TARGET,
+        ceiling=f"noop_get_{size_mib}" if small else f"nginx_get_{size_mib}",
+        target=SMALL_DOWNLOAD_TARGET if small else DOWNLOAD_TARGET,
         group="transfer",
     )
     # what the server stack and one forwarded call leave of nginx, whatever the api does
@@ -275,7 +280,12 @@ def _metadata_figures(s: Session) -> None:
         group="metadata",
     )
     s.figure(
-        "head_p50", "HEAD /v1/images/<id> p50", "ms", ceiling="noop_head_p50", group="metadata"
+        "head_p50",
+        "HEAD /v1/images/<id> p50",
+        "ms",
+        ceiling="noop_head_p50",
+        target=HEAD_TARGET,
+        group="metadata",
     )
     s.figure(
         "head_p99", "HEAD /v1/images/<id> p99", "ms", ceiling="noop_head_p99", group="metadata"
