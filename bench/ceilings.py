@@ -62,3 +62,12 @@ def into_page_cache(path: Path) -> None:
     with open(path, "rb", buffering=0) as f:
         while f.read(8 << 20):
             pass
+
+
+def out_of_page_cache(path: Path) -> None:
+    """Drop `path`'s pages from the page cache (they are clean: nothing to write back)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)

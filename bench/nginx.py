@@ -1,4 +1,6 @@
-"""nginx serving glance's image directory: the ceiling of any download of the same file.
+"""nginx serving glance's image directory, one of the two download ceilings (with
+bench/sendfile_server.py): the faster of them in each repeat is what a download of the
+same file is divided by.
 
 Installed from Debian (nginx-light) when missing and we are root; when it cannot be had,
 `find_or_install()` says why and the bench reports the nginx ceilings as missing.
@@ -111,6 +113,11 @@ http {{
     default_type application/octet-stream;
     access_log off;
     sendfile on;
+    # tuned to send as glance-api does: no 2 MiB cap on each sendfile() call (nginx's
+    # default since 1.21.4), and the kernel told the file is read in order
+    # (POSIX_FADV_SEQUENTIAL: a larger readahead window; the size is ignored on Linux)
+    sendfile_max_chunk 0;
+    read_ahead 1m;
     tcp_nopush on;
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;

@@ -25,7 +25,7 @@ import glance_lite
 from bench import nginx as nginx_mod
 from bench import plots, report, scenarios
 from bench.profiles import FULL, SMOKE, Profile, with_4gib
-from bench.services import ROOT, Glance, NoopChain
+from bench.services import ROOT, BareSendfile, Glance, NoopChain
 from bench.session import Session
 
 RESULTS = ROOT / "bench" / "results"
@@ -96,7 +96,9 @@ def machine_summary(s: Session, nginx_note: str, workdir: Path) -> list[str]:
         f"glance-lite {glance_lite.__version__}: workers glance-api {workers['glance-api']}, "
         f"glance-registry {workers['glance-registry']} (the shipped default: CPUs, at most 8); "
         f"SQLite, filesystem store on {fs_type(str(workdir))}",
-        f"ceilings: {nginx_text}; no-op chain {s.noop.workers}+{s.noop.workers} workers on "
+        f"ceilings: {nginx_text}; a bare sendfile() server ({s.bare.workers} workers, "
+        "glance-api's readahead); downloads of 256 MiB and more are divided by the faster "
+        f"of the two in each repeat; no-op chain {s.noop.workers}+{s.noop.workers} workers on "
         "glance_lite.server; md5 and disk measured in the bench process",
         f"repeats: {s.profile.repeats_big} for transfers of 256 MiB and more, "
         f"{s.profile.repeats_small} otherwise ({s.profile.download_repeats(16)} for downloads "
@@ -158,13 +160,16 @@ def run(profile: Profile, workdir: Path, parts: set[str], seed: int) -> tuple[Se
     glance = Glance(workdir / "glance")
     noop = None
     nginx = None
+    bare = None
     (workdir / "glance").mkdir()
     (workdir / "noop").mkdir()
+    (workdir / "bare").mkdir()
     try:
         glance.start()
         workers = glance.workers["glance-api"]
         payload = workdir / "noop" / "list.json"
         noop = NoopChain(workdir / "noop", workers, payload, glance.datadir).start()
+        bare = BareSendfile(workdir / "bare", glance.datadir, workers).start()
         if nginx_bin:
             nginx = nginx_mod.Nginx(nginx_bin, workdir / "nginx", glance.datadir, workers)
             try:
@@ -172,13 +177,13 @@ def run(profile: Profile, workdir: Path, parts: set[str], seed: int) -> tuple[Se
             except RuntimeError as err:
                 nginx.stop()
                 nginx, nginx_note = None, str(err)
-        s = Session(profile, workdir, glance, noop, nginx, seed)
+        s = Session(profile, workdir, glance, noop, nginx, bare, seed)
         if not nginx:
             s.notes.append(f"nginx ceilings missing: {nginx_note}")
         measure(s, parts)
         return s, machine_summary(s, nginx_note, workdir)
     finally:
-        for server in (nginx, noop, glance):
+        for server in (nginx, bare, noop, glance):
             if server:
                 server.stop()
 

@@ -193,6 +193,27 @@ class Glance:
         )
 
 
+class BareSendfile:
+    """bench/sendfile_server.py serving `root` with `workers` processes."""
+
+    def __init__(self, workdir: Path, root: Path, workers: int):
+        argv = [sys.executable, "-m", "bench.sendfile_server", "--root", str(root)]
+        argv += ["--workers", str(workers)]
+        self.workers = workers
+        self.server = ServerProcess("bare-sendfile", argv, workdir, "/")
+
+    def start(self) -> "BareSendfile":
+        self.server.start(self.workers)
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 class NoopChain:
     """client -> front (forwards one call with requests) -> backend (answers at once).
 

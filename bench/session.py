@@ -13,7 +13,7 @@ import requests
 from bench.memory import RssWatch
 from bench.nginx import Nginx
 from bench.profiles import Profile
-from bench.services import Glance, NoopChain
+from bench.services import BareSendfile, Glance, NoopChain
 from bench.stats import Figure, Target
 
 
@@ -24,6 +24,7 @@ class Session:
     glance: Glance
     noop: NoopChain
     nginx: Nginx | None  # None when nginx could not be had
+    bare: BareSendfile  # the bare sendfile() server, the other download ceiling
     seed: int = 0  # of the order the systems are measured in within each repeat
     figures: dict[str, Figure] = field(default_factory=dict)
     memory: list[dict] = field(default_factory=list)  # one record per watched operation
