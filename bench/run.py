@@ -25,12 +25,16 @@ import glance_lite
 from bench import nginx as nginx_mod
 from bench import plots, report, scenarios
 from bench.profiles import FULL, SMOKE, Profile, with_4gib
-from bench.services import ROOT, BareSendfile, Glance, NoopChain
+from bench.services import ROOT, BareSendfile, Glance, NoopChain, PostgreSQL
 from bench.session import Session
 
 RESULTS = ROOT / "bench" / "results"
 PUBLISHED = ROOT / "bench" / "latest"
 PARTS = ("transfers", "parallel", "metadata")
+DATABASES = {
+    "sqlite": "SQLite",
+    "postgresql": "PostgreSQL (durable defaults: fsync and synchronous_commit on)",
+}
 DISK_DIRS = ("/var/tmp", tempfile.gettempdir(), str(ROOT / "bench" / "results"))
 
 
@@ -45,6 +49,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda text: set(text.split(",")),
         default=set(PARTS),
         help=f"a comma-separated subset of {','.join(PARTS)} (while working on one path)",
+    )
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the registry's database; postgresql starts a real, durable PostgreSQL and "
+        "measures the metadata figures with the shipped workers and one per service",
     )
     parser.add_argument(
         "--seed",
@@ -80,7 +91,7 @@ def make_workdir() -> Path:
     raise SystemExit("no disk-backed directory for the bench's files")
 
 
-def machine_summary(s: Session, nginx_note: str, workdir: Path) -> list[str]:
+def machine_summary(s: Session, nginx_note: str, workdir: Path, db: str) -> list[str]:
     with open("/proc/meminfo") as meminfo:
         mem_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
     curl = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.split()[1]
@@ -95,7 +106,7 @@ def machine_summary(s: Session, nginx_note: str, workdir: Path) -> list[str]:
         f"{platform.release()}, Python {platform.python_version()}, curl {curl}",
         f"glance-lite {glance_lite.__version__}: workers glance-api {workers['glance-api']}, "
         f"glance-registry {workers['glance-registry']} (the shipped default: CPUs, at most 8); "
-        f"SQLite, filesystem store on {fs_type(str(workdir))}",
+        f"{DATABASES[db]}, filesystem store on {fs_type(str(workdir))}",
         f"ceilings: {nginx_text}; a bare sendfile() server ({s.bare.workers} workers, "
         "glance-api's readahead); downloads of 256 MiB and more are divided by the faster "
         f"of the two in each repeat; no-op chain {s.noop.workers}+{s.noop.workers} workers on "
@@ -155,37 +166,71 @@ def warm_up(s: Session) -> None:
     s.delete_image(image_id)
 
 
-def run(profile: Profile, workdir: Path, parts: set[str], seed: int) -> tuple[Session, list[str]]:
+def run(
+    profile: Profile, workdir: Path, parts: set[str], seed: int, db: str = "sqlite"
+) -> tuple[Session, list[str]]:
     nginx_bin, nginx_note = nginx_mod.find_or_install()
-    glance = Glance(workdir / "glance")
-    noop = None
-    nginx = None
-    bare = None
-    (workdir / "glance").mkdir()
-    (workdir / "noop").mkdir()
-    (workdir / "bare").mkdir()
+    postgres = PostgreSQL(workdir) if db == "postgresql" else None
+    stop_later: list = []
+    for name in ("glance", "noop", "bare"):
+        (workdir / name).mkdir()
     try:
+        db_url = postgres.start().url if postgres else None
+        glance = Glance(workdir / "glance", db_url)
+        stop_later.append(glance)
         glance.start()
         workers = glance.workers["glance-api"]
         payload = workdir / "noop" / "list.json"
-        noop = NoopChain(workdir / "noop", workers, payload, glance.datadir).start()
-        bare = BareSendfile(workdir / "bare", glance.datadir, workers).start()
+        noop = NoopChain(workdir / "noop", workers, payload, glance.datadir)
+        stop_later.append(noop)
+        noop.start()
+        bare = BareSendfile(workdir / "bare", glance.datadir, workers)
+        stop_later.append(bare)
+        bare.start()
+        nginx = None
         if nginx_bin:
             nginx = nginx_mod.Nginx(nginx_bin, workdir / "nginx", glance.datadir, workers)
+            stop_later.append(nginx)
             try:
                 nginx.start()
             except RuntimeError as err:
-                nginx.stop()
                 nginx, nginx_note = None, str(err)
-        s = Session(profile, workdir, glance, noop, nginx, bare, seed)
+        s = Session(profile, workdir, glance, noop, nginx, bare, seed, db)
         if not nginx:
             s.notes.append(f"nginx ceilings missing: {nginx_note}")
+        if postgres:
+            s.variant_label = " (PostgreSQL)"
         measure(s, parts)
-        return s, machine_summary(s, nginx_note, workdir)
+        summary = machine_summary(s, nginx_note, workdir, db)
+        if postgres:
+            one_worker_each(s, postgres, stop_later)
+        return s, summary
     finally:
-        for server in (nginx, bare, noop, glance):
-            if server:
-                server.stop()
+        for server in reversed(stop_later):
+            server.stop()
+        if postgres:
+            postgres.stop()
+
+
+def one_worker_each(s: Session, postgres: PostgreSQL, stop_later: list) -> None:
+    """The metadata figures again with one worker per service (glance-api, glance-registry
+    and each end of the chain), on a fresh database of the same PostgreSQL server."""
+    url = postgres.create_database("glance_one_worker")
+    workdir = s.workdir / "one-worker"
+    for name in ("glance", "noop"):
+        (workdir / name).mkdir(parents=True)
+    glance = Glance(workdir / "glance", url, workers=1)
+    stop_later.append(glance)
+    glance.start()
+    noop = NoopChain(workdir / "noop", 1, workdir / "noop" / "list.json", glance.datadir)
+    stop_later.append(noop)
+    noop.start()
+    s.glance, s.noop = glance, noop
+    s.variant, s.variant_label = "_one_worker", " (PostgreSQL, 1 worker per service)"
+    s.say("metadata, one worker per service")
+    scenarios.idle_memory(s, "after start")
+    scenarios.metadata(s)
+    scenarios.idle_memory(s, "at the end")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,9 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         profile = with_4gib(profile)
     if args.sizes:
         profile = replace(profile, sizes_mib=args.sizes)
-    partial = args.only != set(PARTS) or args.sizes
     if args.only - set(PARTS):
         raise SystemExit(f"--only takes {','.join(PARTS)}")
+    if args.db == "postgresql":  # the registry's database matters to the metadata calls
+        profile = replace(profile, name=f"{profile.name}-postgresql")
+        args.only = {"metadata"}
+    partial = args.only != set(PARTS) or args.sizes
     # SIGTERM unwinds like Ctrl-C, so that the servers are stopped and files removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stamp = datetime.datetime.now(datetime.UTC)
@@ -206,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
     try:
-        s, summary = run(profile, workdir, args.only, seed)
+        s, summary = run(profile, workdir, args.only, seed, args.db)
     finally:
         if not args.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -3,18 +3,22 @@ no-op chain on the same server stack. Each runs as its own process tree on a fre
 
 import configparser
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import requests
 
 from glance_lite import config
+from glance_lite.db import session
 
 ROOT = Path(__file__).resolve().parents[1]
 ETC = ROOT / "etc"
+SERVICES = ROOT / ".ci" / "services"
 BIN = Path(sys.executable).parent
 
 
@@ -136,9 +140,11 @@ class Glance:
     """glance-registry and glance-api as shipped (etc/*.conf) plus a small override:
     free ports, SQLite and the image directory in `workdir`, logs to files."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, db_url: str | None = None, workers: int | None = None):
         self.workdir = workdir
         self.datadir = workdir / "images"
+        self.db_url = db_url or f"sqlite:///{workdir / 'glance.sqlite'}"
+        self.workers_override = workers  # None: the shipped configs' workers
         self.registry: ServerProcess | None = None
         self.api: ServerProcess | None = None
         self.workers: dict[str, int] = {}  # service name -> worker processes it runs
@@ -170,8 +176,9 @@ class Glance:
                     "bind_host": "127.0.0.1",
                     "bind_port": 0,
                     "log_file": self.workdir / "glance-registry.log",
+                    **self._workers(),
                 },
-                "database": {"connection": f"sqlite:///{self.workdir / 'glance.sqlite'}"},
+                "database": {"connection": self.db_url},
                 "paste_deploy": {"config_file": ETC / "glance-registry-paste.ini"},
             },
         )
@@ -186,11 +193,61 @@ class Glance:
                     "registry_host": "127.0.0.1",
                     "registry_port": registry_port,
                     "log_file": self.workdir / "glance-api.log",
+                    **self._workers(),
                 },
                 "glance_store": {"filesystem_store_datadir": self.datadir},
                 "paste_deploy": {"config_file": ETC / "glance-api-paste.ini"},
             },
         )
+
+    def _workers(self) -> dict[str, int]:
+        return {} if self.workers_override is None else {"workers": self.workers_override}
+
+
+class PostgreSQL:
+    """A real PostgreSQL server for the registry, started with the project's own service
+    script and PostgreSQL's durable defaults (fsync and synchronous_commit on), as users
+    run it; stopped and removed at the end."""
+
+    def __init__(self, near: Path):
+        # a directory of its own beside `near` (the bench's work directory is private to
+        # us, and the server runs as the postgres user when we are root)
+        self.dir = Path(tempfile.mkdtemp(prefix="glance-lite-bench-pg-", dir=near.parent))
+        self.dir.chmod(0o755)
+        self.env = dict(os.environ, SERVICES_DIR=str(self.dir), PG_PORT="auto", PG_DURABLE="1")
+        self.url = ""
+
+    def start(self) -> "PostgreSQL":
+        done = subprocess.run(
+            ["bash", str(SERVICES / "start-postgres.sh")],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=False,
+        )
+        if done.returncode:
+            raise RuntimeError(f"PostgreSQL did not start: {done.stderr[-2000:]}")
+        self.url = done.stdout.strip().splitlines()[-1]
+        return self
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database on this server; its URL."""
+        admin = session.create_engine(self.url).execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        finally:
+            admin.dispose()
+        return session.parse_url(self.url).set(database=name).render_as_string(False)
+
+    def stop(self) -> None:
+        subprocess.run(
+            ["bash", str(SERVICES / "stop-postgres.sh"), "--purge"],
+            capture_output=True,
+            env=self.env,
+            check=False,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class BareSendfile:

@@ -26,11 +26,16 @@ class Session:
     nginx: Nginx | None  # None when nginx could not be had
     bare: BareSendfile  # the bare sendfile() server, the other download ceiling
     seed: int = 0  # of the order the systems are measured in within each repeat
+    db: str = "sqlite"  # the registry's database
     figures: dict[str, Figure] = field(default_factory=dict)
     memory: list[dict] = field(default_factory=list)  # one record per watched operation
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     orders: list[str] = field(default_factory=list)  # each repeat's order, as it ran
+    # Appended to every figure's key and label while a second setting of the same
+    # scenarios is measured (the PostgreSQL profile's one worker per service).
+    variant: str = ""
+    variant_label: str = ""
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,13 +60,16 @@ class Session:
         target: Target | None = None,
         group: str = "",
     ) -> Figure:
-        """The figure called `name`, made on first use."""
+        """The figure called `name` (in the current variant), made on first use."""
+        name += self.variant
         if name not in self.figures:
+            ceiling = ceiling + self.variant if ceiling else None
+            label += self.variant_label
             self.figures[name] = Figure(name, label, unit, [], ceiling, target, group)
         return self.figures[name]
 
     def add(self, name: str, value: float) -> None:
-        self.figures[name].samples.append(value)
+        self.figures[name + self.variant].samples.append(value)
 
     @contextlib.contextmanager
     def watch(self, phase: str) -> Iterator[RssWatch]:
