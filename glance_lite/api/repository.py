@@ -29,6 +29,10 @@ class UploadFailed(exceptions.GlanceLiteError):
     """Anything unexpected during an upload (the image is killed)."""
 
 
+class DataSizeMismatch(exceptions.GlanceLiteError):
+    """The store's data of an active image is not as long as its recorded size (500)."""
+
+
 class ImageRepository:
     def __init__(
         self,
@@ -138,13 +142,29 @@ class ImageRepository:
     # --- data ----------------------------------------------------------------------
 
     def download(self, image: dict) -> tuple[Iterator[bytes], int]:
-        if not image.get("size"):
+        """The image's data and its length: the size the registry records, which the
+        store's own size must match before anything is sent (one check per request);
+        data that shrinks after it makes the iterator raise (store.base.Store.get)."""
+        size = image.get("size")
+        if not size:
             return iter(()), 0
         location = image.get("location")
         if not location:
             raise exceptions.NotFound(f"Image {image['id']} has no data")
-        chunks, size = self.stores.for_location(location).get(location)
-        return chunks, image["size"] if size is None else size
+        chunks, stored = self.stores.for_location(location).get(location)
+        if stored is not None and stored != size:
+            chunks.close()
+            LOG.error(
+                "image %s: the store holds %d bytes of it, the registry records %d: not served",
+                image["id"],
+                stored,
+                size,
+            )
+            raise DataSizeMismatch(
+                f"The data of image {image['id']} is damaged: the store holds {stored} "
+                f"bytes, the image's size is {size}."
+            )
+        return chunks, size
 
     def storage_usage(self, owner: str, exclude_image_id: str | None) -> int:
         return self.registry.get_storage_usage(self.context, owner, exclude_image_id)

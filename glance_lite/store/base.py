@@ -32,6 +32,13 @@ class StorageWriteDenied(exceptions.ServiceUnavailable):
         super().__init__(f"Insufficient permissions on image storage media: {detail}")
 
 
+class ShortData(exceptions.GlanceLiteError):
+    """The data being read ended before the length `get` gave for it (it shrank)."""
+
+    def __init__(self, location: str, missing: int):
+        super().__init__(f"Image data at {location} ended {missing} bytes before its length")
+
+
 class UnknownScheme(exceptions.Invalid):
     def __init__(self, scheme: str):
         super().__init__(f"Unknown scheme '{scheme}' found in URI")
@@ -80,7 +87,11 @@ class Store(abc.ABC):
     def get(
         self, location: str, offset: int = 0, chunk_size: int | None = None
     ) -> tuple[ImageChunks, int | None]:
-        """An iterator over the data at `location` from `offset`, and its length if known."""
+        """An iterator over the data at `location` from `offset`, and its length if known.
+
+        A known length is kept to: the iterator gives no more bytes than that, and raises
+        ShortData when the data ends before it, never ending early as if complete.
+        """
 
     @abc.abstractmethod
     def delete(self, location: str) -> None:

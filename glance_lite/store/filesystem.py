@@ -32,6 +32,7 @@ from glance_lite.store.base import (
     BadStoreUri,
     Duplicate,
     ImageChunks,
+    ShortData,
     StorageFull,
     StorageWriteDenied,
     Store,
@@ -111,7 +112,8 @@ class FilesystemStore(Store):
         except BaseException:
             os.close(fd)
             raise
-        return _FileChunks(fd, chunk_size or self._chunk_size), max(filesize - offset, 0)
+        length = max(filesize - offset, 0)
+        return _FileChunks(fd, chunk_size or self._chunk_size, length, location), length
 
     def delete(self, location: str) -> None:
         path = self._path_of(location)
@@ -289,30 +291,41 @@ class FilesystemStore(Store):
 
 class _FileChunks(ImageChunks):
     """The image file in `chunk_size` pieces; closes its descriptor at the end or on close().
-    Also a file to the server: read(n) and fileno() let it send the rest with sendfile()."""
+    Also a file to the server: read(n) and fileno() let it send the rest with sendfile().
 
-    def __init__(self, fd: int, chunk_size: int):
+    It gives exactly the `length` bytes the file held when it was opened: a file that
+    grew meanwhile is cut there, and one that shrank raises ShortData instead of ending
+    early, so that a server stops with a broken connection rather than a clean short
+    body. The count costs no system call."""
+
+    def __init__(self, fd: int, chunk_size: int, length: int, location: str):
         self._fd: int | None = fd
         self._chunk_size = chunk_size
+        self._left = length
+        self._location = location
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        if self._fd is None:
-            raise StopIteration
-        try:
-            chunk = os.read(self._fd, self._chunk_size)
-        except BaseException:
-            self.close()
-            raise
+        chunk = self.read(self._chunk_size)
         if not chunk:
             self.close()
             raise StopIteration
         return chunk
 
     def read(self, size: int) -> bytes:
-        return b"" if self._fd is None else os.read(self._fd, size)
+        if self._fd is None or not self._left:
+            return b""
+        try:
+            chunk = os.read(self._fd, min(size, self._left))
+            if not chunk:
+                raise ShortData(self._location, self._left)
+        except BaseException:
+            self.close()
+            raise
+        self._left -= len(chunk)
+        return chunk
 
     def fileno(self) -> int:
         if self._fd is None:

@@ -1,5 +1,6 @@
 """Start the real console scripts as subprocesses on free ports, with real config files."""
 
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,16 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+def run_script(script: str, *args: str, timeout: float = 60) -> dict:
+    """Run Python `script` in a process of its own (for tests that need eventlet's
+    monkey-patching first); the last line it prints, read as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def write_conf(path: Path, sections: dict[str, dict[str, object]]) -> Path:

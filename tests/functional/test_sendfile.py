@@ -5,12 +5,11 @@ whole in the access log either way.
 Each case runs in a process of its own, as the services do: eventlet's monkey-patching
 first, then a server on a free port and a client in the same hub."""
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from tests.functional.servers import run_script
 
 SCRIPT = textwrap.dedent(
     """
@@ -79,14 +78,7 @@ SCRIPT = textwrap.dedent(
 def run(tmp_path, size: int, mode: str) -> dict:
     path = tmp_path / "image"
     path.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(path), mode],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_script(SCRIPT, str(path), mode)
 
 
 def logged_bytes(line: str) -> int:

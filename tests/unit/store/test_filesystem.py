@@ -11,7 +11,13 @@ import pytest
 
 from glance_lite import exceptions, offload
 from glance_lite.store import filesystem
-from glance_lite.store.base import BadStoreUri, Duplicate, StorageFull, StorageWriteDenied
+from glance_lite.store.base import (
+    BadStoreUri,
+    Duplicate,
+    ShortData,
+    StorageFull,
+    StorageWriteDenied,
+)
 from glance_lite.store.filesystem import DIRECT_ALIGN, WRITE_BUFFER, FilesystemStore
 
 IMAGE_ID = "71c675ab-d94f-49cd-a114-e12490b328d9"
@@ -432,6 +438,38 @@ def test_a_dropped_get_iterator_closes_its_descriptor(store):
     next(chunks)
     del chunks
     assert fd_count() == before
+
+
+def test_data_that_shrinks_after_get_raises_instead_of_ending_early(store, datadir):
+    location = store.add(IMAGE_ID, iter([b"x" * 10_000]), None).location
+    before = fd_count()
+    chunks, size = store.get(location, chunk_size=1000)
+    assert size == 10_000
+    assert next(chunks) == b"x" * 1000
+    os.truncate(datadir / IMAGE_ID, 2500)
+    assert next(chunks) == b"x" * 1000
+    assert next(chunks) == b"x" * 500
+    with pytest.raises(ShortData, match="ended 7500 bytes before its length"):
+        next(chunks)
+    assert fd_count() == before  # the descriptor went with the error
+    assert list(chunks) == []
+
+
+def test_a_read_of_data_that_shrank_raises_too(store, datadir):
+    # read(n) is how a server takes the first block before sending the rest by sendfile()
+    location = store.add(IMAGE_ID, iter([b"y" * 10_000]), None).location
+    chunks, _ = store.get(location)
+    os.truncate(datadir / IMAGE_ID, 0)
+    with pytest.raises(ShortData):
+        chunks.read(4096)
+
+
+def test_data_that_grows_after_get_is_given_up_to_its_length_only(store, datadir):
+    location = store.add(IMAGE_ID, iter([b"z" * 3000]), None).location
+    chunks, size = store.get(location, chunk_size=1000)
+    with open(datadir / IMAGE_ID, "ab") as f:
+        f.write(b"extra")
+    assert b"".join(chunks) == b"z" * 3000 == b"z" * size
 
 
 def test_deleting_a_file_that_cannot_be_removed_is_write_denied(store, monkeypatch):
