@@ -94,6 +94,20 @@ paging_opts = [
     cfg.IntOpt("api_limit_max", default=1000, min=1, help="Largest page size a list returns."),
 ]
 
+# The largest legal JSON body, 128 properties of 65,535 bytes (the registry's limit),
+# is 8 MiB as plain UTF-8 and up to 6 times that with every character escaped (\u0001).
+json_body_opts = [
+    cfg.IntOpt(
+        "max_json_body_size",
+        default=64 * 1024 * 1024,
+        min=1024,
+        help="Largest JSON request body, in bytes (image records and memberships; image "
+        "data is not JSON). A larger one is answered with 413 before it is read, or as "
+        "soon as it passes the limit when it comes chunked. The default admits the "
+        "largest legal body however it is escaped.",
+    ),
+]
+
 registry_secret_opt = cfg.StrOpt(
     "registry_shared_secret",
     secret=True,
@@ -305,6 +319,7 @@ def list_api_opts():
                 *server_opts,
                 *context_opts,
                 *paging_opts,
+                *json_body_opts,
                 *registry_client_opts,
                 registry_secret_opt,
                 metadata_encryption_key_opt,
@@ -332,6 +347,7 @@ def list_registry_opts():
                 *server_opts,
                 *context_opts,
                 *paging_opts,
+                *json_body_opts,
                 registry_secret_opt,
                 *logging_opts,
             ],

@@ -22,6 +22,9 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
 # response instead of reading the rest of the request body" (absent under other servers).
 CLOSE_CONNECTION_HOOK = "glance_lite.close_connection"
 
+# Bytes of a JSON request body read at a time (read_body).
+BODY_PIECE = 64 * 1024
+
 DECODE_ERROR = (
     "Error decoding your request. Either the URL or the request body contained "
     "characters that could not be decoded by Glance"
@@ -41,13 +44,9 @@ def json_response(body, status: int = 200, headers=None) -> webob.Response:
     return resp
 
 
-def json_body(req: webob.Request, *, required: bool = True):
-    """The request's JSON document; 400 when it cannot be read."""
-    if not req.content_length and req.headers.get("Transfer-Encoding") is None:
-        if required:
-            raise exceptions.Invalid("Malformed JSON in request body.")
-        return None
-    raw = req.body
+def json_body(req: webob.Request, *, limit: int, required: bool = True):
+    """The request's JSON document; 400 when it cannot be read, 413 over `limit` bytes."""
+    raw = read_body(req, limit)
     if not raw:
         if required:
             raise exceptions.Invalid("Malformed JSON in request body.")
@@ -58,6 +57,47 @@ def json_body(req: webob.Request, *, required: bool = True):
         raise exceptions.Invalid(DECODE_ERROR) from None
     except ValueError:
         raise exceptions.Invalid("Malformed JSON in request body.") from None
+
+
+def read_body(req: webob.Request, limit: int) -> bytes:
+    """The whole (small) request body, of at most `limit` bytes.
+
+    A longer body is a 413: at once when its Content-Length says so, before any of it is
+    read, else as soon as the bytes read pass the limit; then the connection is closed
+    after the answer instead of reading the rest. So a body never costs more memory
+    than the limit, whatever the client sends.
+    """
+    length = req.content_length
+    if not length and req.headers.get("Transfer-Encoding") is None:
+        return b""
+    if length is not None and length > limit:
+        _refuse_body(req, limit)
+    stream = req.environ["wsgi.input"]
+    parts = []
+    total = 0
+    try:
+        while length is None or total < length:
+            want = BODY_PIECE if length is None else min(BODY_PIECE, length - total)
+            piece = stream.read(want)
+            if not piece:
+                break
+            total += len(piece)
+            if total > limit:
+                _refuse_body(req, limit)
+            parts.append(piece)
+    except (OSError, ValueError):
+        # a connection lost mid-body, or bad chunked framing (eventlet raises these)
+        raise exceptions.Invalid("The request body could not be read to its end.") from None
+    return b"".join(parts)
+
+
+def _refuse_body(req: webob.Request, limit: int):
+    hook = req.environ.get(CLOSE_CONNECTION_HOOK)
+    if hook is not None:
+        hook()
+    raise exceptions.LimitExceeded(
+        f"Request body too large: the limit is {limit} bytes (max_json_body_size)."
+    )
 
 
 def reject_method(allow: str | None):

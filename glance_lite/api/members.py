@@ -7,8 +7,9 @@ from glance_lite.context import from_environ
 
 
 class MembersController:
-    def __init__(self, make_repo):
+    def __init__(self, make_repo, *, max_json_body: int):
         self.make_repo = make_repo
+        self.max_json_body = max_json_body
 
     def _live_image(self, repo, image_id: str) -> dict:
         image = repo.get(image_id)
@@ -32,13 +33,13 @@ class MembersController:
         repo = self._sharing_repo(req)
         self._live_image(repo, image_id)
         # The registry checks the document; it goes there as the client sent it.
-        repo.replace_members(image_id, wsgi.json_body(req))
+        repo.replace_members(image_id, wsgi.json_body(req, limit=self.max_json_body))
         return webob.Response(status=204)
 
     def update(self, req: webob.Request, image_id: str, member: str) -> webob.Response:
         repo = self._sharing_repo(req)
         self._live_image(repo, image_id)
-        body = wsgi.json_body(req, required=False)
+        body = wsgi.json_body(req, limit=self.max_json_body, required=False)
         member_body = body.get("member") if isinstance(body, dict) else None
         can_share = None
         if isinstance(member_body, dict) and "can_share" in member_body:

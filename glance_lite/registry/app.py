@@ -13,11 +13,17 @@ from glance_lite.registry.router import make_router
 from glance_lite.registry.usage import UsageController
 
 
-def make_app(*, database: Database, api_limit_max: int, limit_param_default: int) -> wsgi.Router:
+def make_app(
+    *, database: Database, api_limit_max: int, limit_param_default: int, max_json_body: int
+) -> wsgi.Router:
     images = ImagesController(
-        database, api_limit_max=api_limit_max, limit_param_default=limit_param_default
+        database,
+        api_limit_max=api_limit_max,
+        limit_param_default=limit_param_default,
+        max_json_body=max_json_body,
     )
-    return make_router(images, MembersController(database), UsageController(database))
+    members = MembersController(database, max_json_body=max_json_body)
+    return make_router(images, members, UsageController(database))
 
 
 def app_factory(global_conf, **local_conf) -> wsgi.Router:
@@ -27,4 +33,5 @@ def app_factory(global_conf, **local_conf) -> wsgi.Router:
         database=database,
         api_limit_max=conf.api_limit_max,
         limit_param_default=conf.limit_param_default,
+        max_json_body=conf.max_json_body_size,
     )

@@ -22,10 +22,13 @@ ACCESS_DENIED = "Access was denied to this resource."
 
 
 class ImagesController:
-    def __init__(self, database, *, api_limit_max: int, limit_param_default: int):
+    def __init__(
+        self, database, *, api_limit_max: int, limit_param_default: int, max_json_body: int
+    ):
         self.db = database
         self.api_limit_max = api_limit_max
         self.limit_param_default = limit_param_default
+        self.max_json_body = max_json_body
 
     # --- listing -------------------------------------------------------------------
 
@@ -58,7 +61,7 @@ class ImagesController:
         return wsgi.json_response({"image": im.image_to_json(image)})
 
     def create(self, req: webob.Request) -> webob.Response:
-        body = wsgi.json_body(req, required=False)
+        body = wsgi.json_body(req, limit=self.max_json_body, required=False)
         ctx = writable_context(req)
         with explained("Failed to add image metadata. Got error: "):
             values = image_values(body_member(body, "image"), creating=True)
@@ -75,7 +78,7 @@ class ImagesController:
         return wsgi.json_response({"image": im.image_to_json(image)})
 
     def update(self, req: webob.Request, image_id: str) -> webob.Response:
-        body = wsgi.json_body(req, required=False)
+        body = wsgi.json_body(req, limit=self.max_json_body, required=False)
         ctx = writable_context(req)
         with explained("Failed to update image metadata. Got error: "):
             values = image_values(body_member(body, "image"), creating=False)

@@ -11,8 +11,9 @@ from glance_lite.registry.access import writable_context
 
 
 class MembersController:
-    def __init__(self, database):
+    def __init__(self, database, *, max_json_body: int):
         self.db = database
+        self.max_json_body = max_json_body
 
     def index(self, req: webob.Request, image_id: str) -> webob.Response:
         ctx = context.from_environ(req.environ)
@@ -22,7 +23,7 @@ class MembersController:
         return wsgi.json_response({"members": listing})
 
     def update_all(self, req: webob.Request, image_id: str) -> webob.Response:
-        body = wsgi.json_body(req, required=False)
+        body = wsgi.json_body(req, limit=self.max_json_body, required=False)
         ctx = writable_context(req)
         if body is None:
             raise exceptions.Invalid("Request body must be a JSON object with 'memberships'.")
@@ -31,7 +32,7 @@ class MembersController:
         return webob.exc.HTTPNoContent()
 
     def update(self, req: webob.Request, image_id: str, member: str) -> webob.Response:
-        body = wsgi.json_body(req, required=False)
+        body = wsgi.json_body(req, limit=self.max_json_body, required=False)
         ctx = writable_context(req)
         self._check_can_share(ctx, image_id)
         check_member_id(member)

@@ -1,7 +1,13 @@
+import io
+import json
+
+import pytest
 import routes
 import webob
 
-from glance_lite import exceptions, wsgi
+from glance_lite import exceptions, opts, wsgi
+
+BODY_LIMIT = 1024
 
 
 class Controller:
@@ -13,7 +19,7 @@ class Controller:
         return wsgi.json_response({"id": item_id})
 
     def create(self, req):
-        return wsgi.json_response(wsgi.json_body(req), status=201)
+        return wsgi.json_response(wsgi.json_body(req, limit=BODY_LIMIT), status=201)
 
 
 def make_router():
@@ -77,3 +83,62 @@ def test_undecodable_query_string_is_400():
 def test_undecodable_path_is_400():
     resp = call("GET", "/items/%ff")
     assert resp.status_int == 400
+
+
+class CountingInput(io.BytesIO):
+    """A request body stream that counts what is read from it."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.taken = 0
+
+    def read(self, size=-1):
+        piece = super().read(size)
+        self.taken += len(piece)
+        return piece
+
+
+def post_json(body: bytes, *, declared: bool) -> tuple[webob.Response, CountingInput, list]:
+    req = webob.Request.blank("/items", method="POST", content_type="application/json")
+    stream = CountingInput(body)
+    req.environ["wsgi.input"] = stream
+    if declared:
+        req.content_length = len(body)
+    else:
+        req.headers["Transfer-Encoding"] = "chunked"
+    closed = []
+    req.environ[wsgi.CLOSE_CONNECTION_HOOK] = lambda: closed.append(True)
+    return req.get_response(make_router()), stream, closed
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_json_body_within_the_limit_is_read_whole(declared):
+    body = json.dumps({"a": "x" * (BODY_LIMIT - 20)}).encode()
+    assert len(body) <= BODY_LIMIT
+    resp, _, closed = post_json(body, declared=declared)
+    assert resp.status_int == 201
+    assert resp.json == json.loads(body)
+    assert closed == []
+
+
+def test_a_declared_json_body_over_the_limit_is_413_before_any_of_it_is_read():
+    resp, stream, closed = post_json(b"[" + b"1," * BODY_LIMIT + b"1]", declared=True)
+    assert resp.status_int == 413
+    assert f"Request body too large: the limit is {BODY_LIMIT} bytes" in resp.text
+    assert stream.taken == 0
+    assert closed == [True]
+
+
+def test_a_chunked_json_body_is_cut_off_once_over_the_limit():
+    resp, stream, closed = post_json(b"[" + b"1," * (100 * BODY_LIMIT) + b"1]", declared=False)
+    assert resp.status_int == 413
+    assert stream.taken <= BODY_LIMIT + wsgi.BODY_PIECE
+    assert closed == [True]
+
+
+def test_the_default_limit_admits_the_largest_legal_body_however_escaped():
+    # 128 properties of 65,535 bytes, each character one that JSON escapes as \u00XX
+    properties = {f"{i:03}" + "n" * 252: "\x01" * 65535 for i in range(128)}
+    largest = json.dumps({"image": {"name": "n" * 255, "properties": properties}})
+    default = next(o.default for o in opts.json_body_opts if o.name == "max_json_body_size")
+    assert len(largest) <= default

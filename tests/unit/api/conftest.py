@@ -33,7 +33,12 @@ class Api:
 
     def __init__(self, database, **options):
         registry = trusted(
-            make_registry_app(database=database, api_limit_max=1000, limit_param_default=25)
+            make_registry_app(
+                database=database,
+                api_limit_max=1000,
+                limit_param_default=25,
+                max_json_body=options.get("max_json_body", 1 << 20),
+            )
         )
         self.store = MemoryStore(capacity=options.pop("store_capacity", None))
         policy_file = options.pop("policy_file", None)
@@ -48,6 +53,7 @@ class Api:
             "container_formats": CONTAINER_FORMATS,
             "upload_chunk_size": 4096,
             "upload_discard_limit": 1 << 20,
+            "max_json_body": 1 << 20,
         }
         settings.update(options)
         api = make_app(

@@ -12,6 +12,7 @@ from glance_lite.registry.app import make_app
 
 LIMIT_DEFAULT = 25
 LIMIT_MAX = 1000
+JSON_BODY_MAX = 1 << 20
 
 
 class Caller:
@@ -70,6 +71,7 @@ class Registry:
             database=database,
             api_limit_max=limits.get("api_limit_max", LIMIT_MAX),
             limit_param_default=limits.get("limit_param_default", LIMIT_DEFAULT),
+            max_json_body=limits.get("max_json_body", JSON_BODY_MAX),
         )
         self.noauth_app = context.UnauthenticatedContext(self.router, owner_is_tenant=True)
         self.trusted_app = context.TrustedAuthContext(

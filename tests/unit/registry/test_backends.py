@@ -126,7 +126,12 @@ def test_nul_characters_are_refused_on_every_backend(database):
     from glance_lite.registry.app import make_app
 
     app = context.UnauthenticatedContext(
-        make_app(database=database, api_limit_max=1000, limit_param_default=25),
+        make_app(
+            database=database,
+            api_limit_max=1000,
+            limit_param_default=25,
+            max_json_body=1 << 20,
+        ),
         owner_is_tenant=True,
     )
     for image in (

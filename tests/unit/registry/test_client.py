@@ -16,7 +16,9 @@ URL = "http://registry.test"
 
 
 def trusted_registry(database, secret=None):
-    app = make_app(database=database, api_limit_max=1000, limit_param_default=25)
+    app = make_app(
+        database=database, api_limit_max=1000, limit_param_default=25, max_json_body=1 << 20
+    )
     app = context.TrustedAuthContext(
         app,
         owner_is_tenant=True,
