@@ -81,10 +81,21 @@ PROPERTY_VALUE_BYTES = 65535
 BIGINT_MAX = 2**63 - 1
 # Largest min_disk / min_ram (Integer columns).
 INT_MAX = 2**31 - 1
+# What the integer columns hold (images.size: BigInteger; images.min_disk, min_ram and
+# image_locations.id: Integer), on every backend alike.
+BIGINT_RANGE = (-BIGINT_MAX - 1, BIGINT_MAX)
+INT_RANGE = (-INT_MAX - 1, INT_MAX)
 
 # The filters of GET /images that compare a column with a string (exact, `in:`, `eq:`).
 STRING_FILTERS = ("name", "status", "container_format", "disk_format")
 INT_FILTERS = ("size_min", "size_max", "min_ram", "min_disk")
+# The range of the column each integer filter is compared with.
+INT_FILTER_RANGES = {
+    "size_min": BIGINT_RANGE,
+    "size_max": BIGINT_RANGE,
+    "min_ram": INT_RANGE,
+    "min_disk": INT_RANGE,
+}
 
 _TRUE_STRINGS = frozenset({"1", "t", "true", "on", "y", "yes"})
 
@@ -103,7 +114,10 @@ def parse_isotime(value: str) -> datetime.datetime:
         raise ValueError(f"not an ISO 8601 time: {value!r}")
     parsed = datetime.datetime.fromisoformat(value.strip().replace("z", "Z"))
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+        except OverflowError:  # its UTC time is before year 1 or after 9999
+            raise ValueError(f"not a time of years 1 to 9999 in UTC: {value!r}") from None
     return parsed
 
 
@@ -152,13 +166,26 @@ def is_uuid_like(value) -> bool:
 
 
 def parse_int_filter(name: str, value: str, *, minimum: int | None = None) -> int:
-    """An integer filter value; 400 `Bad value passed to filter <name> got <value>`."""
+    """An integer filter value; 400 `Bad value passed to filter <name> got <value>`, or
+    Glance's out-of-range text beyond what the filter's column holds (no backend could
+    compare with it: SQLite and PostgreSQL fail on such a value)."""
     try:
         number = int(value)
     except ValueError:
         number = None
     if number is None or (minimum is not None and number < minimum):
         raise exceptions.Invalid(f"Bad value passed to filter {name} got {value}")
+    return check_range(name, number, INT_FILTER_RANGES[name])
+
+
+def check_range(name: str, number: int, bounds: tuple[int, int]) -> int:
+    """`number` if it lies within `bounds` (a column's range), else a 400 in Glance's
+    words naming `name`."""
+    low, high = bounds
+    if number > high:
+        raise exceptions.Invalid(f"'{name}' value out of range, must not exceed {high}.")
+    if number < low:
+        raise exceptions.Invalid(f"'{name}' value out of range, must not be below {low}.")
     return number
 
 

@@ -320,9 +320,7 @@ def _integer(key: str, value):
         number = int(value)
     except ValueError:
         raise exceptions.Invalid(f"{key} must be an integer.") from None
-    if not -im.BIGINT_MAX - 1 <= number <= im.BIGINT_MAX:
-        raise exceptions.Invalid(f"'{key}' value out of range, must not exceed {im.BIGINT_MAX}.")
-    return number
+    return im.check_range(key, number, im.BIGINT_RANGE)
 
 
 def _integer_or_zero(key: str, value):
@@ -382,7 +380,7 @@ def _location(entry) -> dict:
     if entry.get("id") is not None:
         if isinstance(entry["id"], bool) or not isinstance(entry["id"], int):
             raise exceptions.Invalid("location_data id must be an integer.")
-        location["id"] = entry["id"]
+        location["id"] = im.check_range("location_data id", entry["id"], im.INT_RANGE)
     return location
 
 
@@ -414,7 +412,7 @@ FIELD_PARSERS = {
 
 LOCATION_STATUSES = ("active", "pending_delete", "deleted")
 # The image columns holding min_disk and min_ram are 32-bit integers.
-INT_LIMITS = {"min_disk": (-im.INT_MAX - 1, im.INT_MAX), "min_ram": (-im.INT_MAX - 1, im.INT_MAX)}
+INT_LIMITS = {"min_disk": im.INT_RANGE, "min_ram": im.INT_RANGE}
 _FOUR_BYTE = re.compile("[\U00010000-\U0010ffff]")
 
 
@@ -448,12 +446,9 @@ def check_storable(values: dict) -> None:
         "4 byte unicode characters.",
         "4 byte unicode.",
     )
-    for key, (low, high) in INT_LIMITS.items():
-        number = values.get(key)
-        if number is not None and number > high:
-            raise exceptions.Invalid(f"'{key}' value out of range, must not exceed {high}.")
-        if number is not None and number < low:
-            raise exceptions.Invalid(f"'{key}' value out of range, must not be below {low}.")
+    for key, bounds in INT_LIMITS.items():
+        if values.get(key) is not None:
+            im.check_range(key, values[key], bounds)
     if "status" in values and values["status"] not in im.STATUSES:
         raise exceptions.Invalid(f"Invalid image status '{values['status']}' for image.")
 

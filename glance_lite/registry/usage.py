@@ -11,6 +11,7 @@
 import webob
 
 from glance_lite import context, exceptions, wsgi
+from glance_lite import image_meta as im
 from glance_lite.registry.access import writable_context
 
 
@@ -35,6 +36,7 @@ class UsageController:
             loc = int(location_id)
         except ValueError:
             raise exceptions.NotFound(f"No location {location_id} on image {image_id}") from None
+        im.check_range("location_id", loc, im.INT_RANGE)
         image = self.db.image_get(ctx, image_id, force_show_deleted=True)
         if not ctx.is_admin and (image["owner"] is None or image["owner"] != ctx.owner):
             raise exceptions.Forbidden("Only an admin or the owner may change locations.")

@@ -163,6 +163,38 @@ def test_bad_listing_parameters_are_400(client, images, params, text):
         assert text in resp.text
 
 
+BIG_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("params", "text"),
+    [
+        ({"size_min": BIG_MAX + 1}, f"'size_min' value out of range, must not exceed {BIG_MAX}."),
+        ({"size_max": 10**30}, f"'size_max' value out of range, must not exceed {BIG_MAX}."),
+        ({"min_ram": INT_MAX + 1}, f"'min_ram' value out of range, must not exceed {INT_MAX}."),
+        ({"min_disk": 3000000000}, f"'min_disk' value out of range, must not exceed {INT_MAX}."),
+        (
+            {"min_disk": -INT_MAX - 2},
+            f"'min_disk' value out of range, must not be below {-INT_MAX - 1}.",
+        ),
+        ({"min_disk": "abc"}, "Bad value passed to filter min_disk got abc"),
+    ],
+)
+def test_integer_filters_beyond_their_columns_are_400(client, images, params, text):
+    for path in ("/images", "/images/detail"):
+        resp = client.get(path, params={**SUITE, **params})
+        assert resp.status_code == 400, resp.text
+        assert text in resp.text
+
+
+def test_integer_filters_at_the_ends_of_their_columns_list_normally(client, images):
+    assert names(client, size_max=BIG_MAX) == ["echo", "delta", "charlie", "bravo", "alpha"]
+    assert names(client, size_min=BIG_MAX) == []
+    assert names(client, min_ram=INT_MAX) == []
+    assert names(client, "/images/detail", min_disk=-INT_MAX - 1) == []
+
+
 def test_api_limit_max_and_limit_param_default(deploy):
     # the registry pages the listing (Glance's registry reads these two options)
     options = {"api_limit_max": 3, "limit_param_default": 2}

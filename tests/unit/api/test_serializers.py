@@ -288,7 +288,7 @@ def test_times_are_normalised(value, expected):
 
 
 @pytest.mark.parametrize("field", ["created_at", "updated_at", "deleted_at"])
-@pytest.mark.parametrize("value", ["yesterday", "1899-12-31T00:00:00"])
+@pytest.mark.parametrize("value", ["yesterday", "1899-12-31T00:00:00", "9999-12-31T23:59:59-01:00"])
 def test_bad_times_are_a_400_naming_the_field(field, value):
     rejects({f"x-image-meta-{field}": value}, f"Invalid time format for {field}.")
 
