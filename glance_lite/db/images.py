@@ -103,7 +103,11 @@ def storage_usage(ownerless: bool, excluding: bool) -> sa.Select:
     )
     # literals, not a value list: that would be an expanding (run-time) IN
     gone = [sa.literal(status, images.c.status.type) for status in ("killed", "deleted")]
-    stmt = sa.select(sa.func.coalesce(sa.func.sum(images.c.size * copies), 0)).where(
+    # Summed as NUMERIC: legal sizes (up to 2**63 - 1) times their copies overflow BIGINT
+    # (SQLite, which has no wider integer, goes over to a float). Read back as it comes.
+    located = sa.cast(images.c.size, sa.Numeric(38, 0)) * copies
+    total = sa.type_coerce(sa.func.coalesce(sa.func.sum(located), 0), sa.BigInteger)
+    stmt = sa.select(total).where(
         images.c.owner.is_(None)
         if ownerless
         else images.c.owner == sa.bindparam("w_owner", type_=images.c.owner.type),

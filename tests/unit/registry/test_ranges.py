@@ -117,3 +117,20 @@ def test_a_time_whose_utc_falls_outside_years_1_to_9999_is_a_400(any_registry, w
     resp = admin.post("/images", {"image": {"name": "t", "created_at": when}})
     assert resp.status_int == 400, resp.text
     assert "Invalid time format for created_at." in resp.text
+
+
+def test_storage_usage_beyond_64_bits_is_counted(any_registry):
+    # sizes the columns hold, whose sum times their copies does not fit in 64 bits
+    admin = any_registry.admin
+    sizes = [2**62 + 1, 2**62 + 3, BIG_MAX]
+    for i, size in enumerate(sizes):
+        locations = [{"url": f"file:///a{i}"}, {"url": f"file:///b{i}"}]
+        admin.create(name=f"i{i}", size=size, owner="alice", location_data=locations)
+    resp = any_registry.tenant("alice").get("/storage-usage?owner=alice")
+    assert resp.status_int == 200, resp.text
+    if any_registry.database.engine.dialect.name == "sqlite":
+        # no integers wider than 64 bits there: the sum goes over to a float
+        assert resp.json["usage"] == pytest.approx(2 * sum(sizes), rel=1e-15)
+    else:
+        assert resp.json["usage"] == 2 * sum(sizes)
+    assert any_registry.tenant("bob").get("/storage-usage?owner=bob").json["usage"] == 0
