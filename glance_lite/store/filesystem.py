@@ -320,7 +320,9 @@ class _FileChunks(ImageChunks):
         try:
             chunk = os.read(self._fd, min(size, self._left))
             if not chunk:
-                raise ShortData(self._location, self._left)
+                err = ShortData(self._location, self._left)
+                LOG.error("%s: the reader stops short", err)  # the server ends the response
+                raise err
         except BaseException:
             self.close()
             raise

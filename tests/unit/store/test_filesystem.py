@@ -440,7 +440,7 @@ def test_a_dropped_get_iterator_closes_its_descriptor(store):
     assert fd_count() == before
 
 
-def test_data_that_shrinks_after_get_raises_instead_of_ending_early(store, datadir):
+def test_data_that_shrinks_after_get_raises_instead_of_ending_early(store, datadir, caplog):
     location = store.add(IMAGE_ID, iter([b"x" * 10_000]), None).location
     before = fd_count()
     chunks, size = store.get(location, chunk_size=1000)
@@ -453,6 +453,7 @@ def test_data_that_shrinks_after_get_raises_instead_of_ending_early(store, datad
         next(chunks)
     assert fd_count() == before  # the descriptor went with the error
     assert list(chunks) == []
+    assert f"{IMAGE_ID} ended 7500 bytes before its length" in caplog.text
 
 
 def test_a_read_of_data_that_shrank_raises_too(store, datadir):
