@@ -9,6 +9,9 @@ import uuid
 
 import pytest
 
+from glance_lite.db import session
+from tests.conftest import wipe_schema
+
 pytestmark = pytest.mark.functional
 
 BRIEF_KEYS = {"id", "name", "size", "disk_format", "container_format", "checksum"}
@@ -193,6 +196,30 @@ def test_integer_filters_at_the_ends_of_their_columns_list_normally(client, imag
     assert names(client, size_min=BIG_MAX) == []
     assert names(client, min_ram=INT_MAX) == []
     assert names(client, "/images/detail", min_disk=-INT_MAX - 1) == []
+
+
+def test_integer_filters_beyond_their_columns_are_400_on_every_database(deploy, db_url):
+    engine = session.create_engine(db_url)
+    wipe_schema(engine)  # db_sync of the deployment makes it anew
+    engine.dispose()
+    api = deploy(f"ranges-{engine.dialect.name}", registry_options={"db_url": db_url})
+    try:
+        image = api.upload(b"x" * 7, min_disk=5, min_ram=6, is_public="true")
+        for name, value, high in [
+            ("min_disk", 3000000000, INT_MAX),
+            ("min_ram", INT_MAX + 1, INT_MAX),
+            ("size_min", BIG_MAX + 1, BIG_MAX),
+            ("size_max", BIG_MAX + 1, BIG_MAX),
+        ]:
+            resp = api.get("/images/detail", params={name: value})
+            assert resp.status_code == 400, resp.text
+            assert f"'{name}' value out of range, must not exceed {high}." in resp.text
+        found = api.get("/images", params={"min_disk": 5, "size_max": BIG_MAX, "size_min": 7})
+        assert [i["id"] for i in found.json()["images"]] == [image["id"]]
+        edge = {"min_disk": INT_MAX, "min_ram": INT_MAX, "size_min": BIG_MAX}
+        assert api.get("/images", params=edge).json() == {"images": []}
+    finally:
+        api.deployment.stop()
 
 
 def test_api_limit_max_and_limit_param_default(deploy):
