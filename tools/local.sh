@@ -121,22 +121,15 @@ export OS_IMAGE_API_VERSION=1 OS_IMAGE_URL=http://127.0.0.1:$API_PORT OS_AUTH_TO
 EOC
 }
 
-wait_healthy() {  # wait_healthy NAME URL PIDFILE LOG
-    for _ in $(seq 100); do
-        if ! pid_alive "$3"; then
-            echo "$1 exited during start-up; the end of $4:" >&2
-            tail -n 20 "$4" >&2
-            exit 1
-        fi
-        if curl -fsS "$2/healthcheck" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    echo "$1 did not answer on $2 within 10 s; see $4" >&2
-    exit 1
+control() {  # control NAME COMMAND [ARGS...]: glance-control on the local run directory
+    local name=$1 command=$2
+    shift 2
+    "$BIN/glance-control" "$name" "$command" --run-dir "$STATE/run" \
+        --stderr-file "$STATE/logs/$name.out" "$@"
 }
 
 start_one() {  # start_one NAME PORT PORT_VARIABLE
-    local name=$1 port=$2 pidfile=$STATE/run/$1.pid log=$STATE/logs/$1.log
+    local name=$1 port=$2 pidfile=$STATE/run/$1.pid
     local confs=(--config-file "$ROOT/etc/$name.conf" --config-file "$STATE/etc/$name.conf"
         --config-file "$STATE/etc/$name.local.conf")
     if pid_alive "$pidfile"; then
@@ -150,25 +143,24 @@ start_one() {  # start_one NAME PORT PORT_VARIABLE
     if [ "$name" = glance-registry ]; then
         "$BIN/glance-manage" "${confs[@]}" db_sync
     fi
-    nohup "$BIN/$name" "${confs[@]}" >>"$STATE/logs/$name.out" 2>&1 &
-    echo $! >"$pidfile"
-    wait_healthy "$name" "http://127.0.0.1:$port" "$pidfile" "$log"
+    # glance-control returns once the server listens, or fails with its reason
+    control "$name" start "${confs[@]}" >/dev/null || {
+        echo "$name did not start; see $STATE/logs/$name.log and $name.out" >&2
+        exit 1
+    }
     say "$name running (pid $(cat "$pidfile"))"
 }
 
 stop_one() {  # stop_one NAME
-    local pidfile=$STATE/run/$1.pid
-    if pid_alive "$pidfile"; then
+    if pid_alive "$STATE/run/$1.pid"; then
         local pid
-        pid=$(cat "$pidfile")
-        kill -TERM "$pid"
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+        pid=$(cat "$STATE/run/$1.pid")
+        control "$1" stop --stop-timeout 10 >/dev/null
         say "stopped $1 (pid $pid)"
     else
         say "$1 is not running"
+        rm -f "$STATE/run/$1.pid"
     fi
-    rm -f "$pidfile"
 }
 
 case "${1:-}" in
