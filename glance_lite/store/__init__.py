@@ -11,7 +11,7 @@ from oslo_config import cfg
 from glance_lite import exceptions, opts
 from glance_lite.offload import DIRECT, Offload
 from glance_lite.store.base import Store, Stores
-from glance_lite.store.filesystem import FilesystemStore, prepare_datadir
+from glance_lite.store.filesystem import FilesystemStore, prepare_datadir, sweep_stale_temps
 
 LOG = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def _filesystem_store(group, offload: Offload) -> FilesystemStore:
         datadir, group.filesystem_store_chunk_size, file_perm=file_perm, offload=offload
     )
     prepare_datadir(datadir, file_perm)
+    sweep_stale_temps(datadir)  # uploads a killed api left behind
     return store
 
 

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import mmap
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +41,9 @@ from glance_lite.store.base import (
 )
 
 LOG = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".tmp"  # an upload's file until it is complete: .<image id>.<16 hex>.tmp
+_TEMP_NAME = re.compile(r"^\.[^/]+\.[0-9a-f]{16}\.tmp$")
 
 # Bytes gathered from the incoming chunks before one write, and how many such buffers an
 # upload fills in turn (one filling while the others are hashed and written).
@@ -89,13 +93,15 @@ class FilesystemStore(Store):
         path = self._path_for(image_id)
         if os.path.lexists(path):
             raise Duplicate(image_id)
-        tmp = os.path.join(self._datadir, f".{image_id}.{secrets.token_hex(8)}.tmp")
-        nbytes, checksum = self._write_temp(tmp, chunks)
+        tmp = os.path.join(self._datadir, f".{image_id}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        fd, nbytes, checksum = self._write_temp(tmp, chunks)
         try:
             self._publish(tmp, path, image_id)  # which removes the temporary name
         except BaseException:
             _remove_quietly(tmp)
             raise
+        finally:
+            _close_quietly(fd)  # only now: its lock told sweep_stale_temps() it is in use
         return AddResult(location=f"file://{path}", size=nbytes, checksum=checksum, metadata={})
 
     def get(
@@ -132,8 +138,9 @@ class FilesystemStore(Store):
 
     # -- writing
 
-    def _write_temp(self, tmp: str, chunks: Iterable[bytes]) -> tuple[int, str]:
-        """Write `chunks` to the new file `tmp`, sync it; remove it if anything fails."""
+    def _write_temp(self, tmp: str, chunks: Iterable[bytes]) -> tuple[int, int, str]:
+        """Write `chunks` to the new file `tmp`, sync it; remove it if anything fails.
+        The descriptor stays open, and the file locked, for the caller to close."""
         with _storage_errors():
             fd, direct = _create(tmp)
         try:
@@ -146,13 +153,7 @@ class FilesystemStore(Store):
             _close_quietly(fd)
             _remove_quietly(tmp)
             raise
-        try:
-            with _storage_errors():
-                os.close(fd)
-        except BaseException:
-            _remove_quietly(tmp)
-            raise
-        return nbytes, checksum
+        return fd, nbytes, checksum
 
     def _write(self, fd: int, chunks: Iterable[bytes], direct: bool) -> tuple[int, str]:
         """Hash, count and write the chunks through BUFFERS page-aligned buffers.
@@ -343,6 +344,37 @@ class _FileChunks(ImageChunks):
         self.close()
 
 
+def sweep_stale_temps(datadir: str) -> list[str]:
+    """Remove the temporary files of uploads that no process is writing any more (an api
+    killed mid-upload leaves one): an upload holds an flock on its temporary file until
+    the file has its final name, so one that can be locked here is abandoned. Run when
+    the file store starts; the names removed are returned (and logged)."""
+    removed = []
+    try:
+        names = os.listdir(datadir)
+    except OSError:
+        return removed
+    for name in names:
+        if not _TEMP_NAME.match(name):
+            continue
+        path = os.path.join(datadir, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # an upload in progress
+        else:
+            _remove_quietly(path)
+            removed.append(name)
+            LOG.warning("Removed %s, the temporary file of an upload that was interrupted", path)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def prepare_datadir(datadir: str, file_perm: int = 0) -> None:
     """Create the data directory if missing and check it is usable (run at start-up).
 
@@ -412,18 +444,29 @@ def _abandon(jobs: tuple) -> None:
 
 
 def _create(path: str) -> tuple[int, bool]:
-    """The new file `path` open for writing, and whether with O_DIRECT (not every file
-    system takes it: tmpfs did not before Linux 6.6)."""
+    """The new file `path` open for writing and locked (flock) while it is, and whether
+    with O_DIRECT (not every file system takes it: tmpfs did not before Linux 6.6)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     direct = getattr(os, "O_DIRECT", 0)
+    fd = None
     if direct:
         try:
-            return os.open(path, flags | direct, 0o666), True
+            fd = os.open(path, flags | direct, 0o666)
+            opened_direct = True
         except OSError as err:
             if err.errno != errno.EINVAL:
                 raise
             _remove_quietly(path)  # the refusal may come after the file was created
-    return os.open(path, flags, 0o666), False
+    if fd is None:
+        fd = os.open(path, flags, 0o666)
+        opened_direct = False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+    except OSError:
+        os.close(fd)
+        _remove_quietly(path)
+        raise
+    return fd, opened_direct
 
 
 def _hash_block(md5, buf: mmap.mmap, nbytes: int) -> None:

@@ -478,3 +478,35 @@ def test_deleting_a_file_that_cannot_be_removed_is_write_denied(store, monkeypat
     monkeypatch.setattr(os, "unlink", fail_with(errno.EACCES))
     with pytest.raises(StorageWriteDenied):
         store.delete(location)
+
+
+# -- temporary files of interrupted uploads
+
+
+def test_an_abandoned_temporary_file_is_swept_and_one_in_use_is_kept(datadir):
+    abandoned = datadir / f".{IMAGE_ID}.0123456789abcdef.tmp"
+    abandoned.write_bytes(b"half an upload")
+    in_use = datadir / ".other.fedcba9876543210.tmp"
+    in_use.write_bytes(b"being written")
+    unrelated = [datadir / ".hidden", datadir / "notes.tmp", datadir / IMAGE_ID]
+    for path in unrelated:
+        path.write_bytes(b"x")
+    with open(in_use, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the writing process holds it
+        assert filesystem.sweep_stale_temps(str(datadir)) == [abandoned.name]
+    assert not abandoned.exists() and in_use.exists()
+    assert all(path.exists() for path in unrelated)
+
+
+def test_an_upload_holds_its_temporary_file_until_it_has_its_name(datadir):
+    store = FilesystemStore(str(datadir))
+    swept = []
+
+    def chunks():
+        yield b"a" * 1000
+        swept.extend(filesystem.sweep_stale_temps(str(datadir)))  # mid-upload
+        yield b"b" * 1000
+
+    result = store.add(IMAGE_ID, chunks(), None)
+    assert swept == [] and result.size == 2000
+    assert os.listdir(datadir) == [IMAGE_ID]

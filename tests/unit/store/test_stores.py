@@ -180,3 +180,10 @@ def test_from_conf_registers_the_options_and_reads_them_from_the_files(tmp_path)
     assert stores.default.add(IMAGE_ID, iter([b"x"]), None).location == (
         f"file://{datadir}/{IMAGE_ID}"
     )
+
+
+def test_starting_the_file_store_sweeps_abandoned_temporary_files(tmp_path):
+    stale = tmp_path / ".6b3e8a9e-6f0e-4a6f-9d6c-0d9f6b7a1c2d.0123456789abcdef.tmp"
+    stale.write_bytes(b"left by an api killed mid-upload")
+    store.from_conf(make_conf(filesystem_store_datadir=str(tmp_path)))
+    assert not stale.exists()
