@@ -8,6 +8,10 @@ the registry's errors as the same exceptions.
 class GlanceLiteError(Exception):
     status = 500
     message = "An unknown exception occurred"
+    # Seconds a client should wait before trying again: sent as Retry-After when set.
+    retry_after: int | None = None
+    # A peer's explanation without its error page's status line (the registry client)
+    detail: str | None = None
 
     def __init__(self, message: str | None = None):
         super().__init__(message if message is not None else self.message)
@@ -51,6 +55,21 @@ class LimitExceeded(GlanceLiteError):
 class ServiceUnavailable(GlanceLiteError):
     status = 503
     message = "The request returned 503 Service Unavailable."
+
+
+class RegistryUnavailable(ServiceUnavailable):
+    """glance-registry could not be reached, gave no answer in time, or answered 503.
+
+    `maybe_applied`: the request may have reached the registry and may still be (or
+    have been) applied, although no answer came: a write's outcome is then unknown.
+    """
+
+    message = "The image registry is unavailable."
+    retry_after = 5
+
+    def __init__(self, message: str | None = None, *, maybe_applied: bool = False):
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
 
 
 class ConfigError(GlanceLiteError):

@@ -185,9 +185,18 @@ registry_client_opts = [
     ),
     cfg.IntOpt(
         "registry_client_timeout",
-        default=600,
+        default=6,
         min=0,
-        help="Seconds to wait for an answer from the registry; 0 waits forever.",
+        help="Seconds to wait for each answer of the registry (the read timeout); 0 waits "
+        "forever. A registry that stops answering then makes the api answer 503 with "
+        "Retry-After, within this and registry_client_connect_timeout together. Glance's "
+        "default was 600.",
+    ),
+    cfg.FloatOpt(
+        "registry_client_connect_timeout",
+        default=3.0,
+        min=0,
+        help="Seconds to wait for a connection to the registry; 0 waits forever.",
     ),
     cfg.BoolOpt(
         "use_user_token",

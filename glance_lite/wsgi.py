@@ -32,7 +32,8 @@ DECODE_ERROR = (
 
 
 def error_response(err: exceptions.GlanceLiteError) -> webob.exc.HTTPException:
-    return webob.exc.status_map[err.status](explanation=str(err))
+    headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
+    return webob.exc.status_map[err.status](explanation=str(err), headers=headers)
 
 
 def json_response(body, status: int = 200, headers=None) -> webob.Response:

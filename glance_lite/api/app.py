@@ -19,6 +19,7 @@ from glance_lite.api.members import MembersController
 from glance_lite.api.protections import PropertyProtections
 from glance_lite.api.repository import ImageRepository
 from glance_lite.api.router import make_router
+from glance_lite.api.settle import Settler
 from glance_lite.context import RequestContext
 from glance_lite.crypt import LocationCipher
 from glance_lite.registry.client import RegistryClient
@@ -136,9 +137,13 @@ def make_app(
 ) -> wsgi.Router:
     """The v1 router (without the context filter in front of it), from plain values."""
 
+    settler = Settler()
+
     def make_repo(ctx: RequestContext):
         """The per-request repository: the registry and stores, wrapped in its layers."""
-        repo = ImageRepository(ctx, registry, stores, delayed_delete=delayed_delete)
+        repo = ImageRepository(
+            ctx, registry, stores, delayed_delete=delayed_delete, settler=settler
+        )
         repo = layers.QuotaLayer(
             repo,
             ctx,
@@ -178,6 +183,7 @@ def registry_client(conf) -> RegistryClient:
     return RegistryClient(
         f"{conf.registry_client_protocol}://{host}:{conf.registry_port}",
         timeout=conf.registry_client_timeout or None,
+        connect_timeout=conf.registry_client_connect_timeout or None,
         secret=conf.registry_shared_secret,
         send_identity_headers=conf.send_identity_headers,
         use_user_token=conf.use_user_token,

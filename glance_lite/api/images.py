@@ -180,7 +180,7 @@ class ImagesController:
             raise exceptions.Invalid("Container format is not specified.")
         if req.headers.get("Content-Type") != "application/octet-stream":
             err = exceptions.Invalid("Content-Type must be application/octet-stream")
-            repo.kill(image["id"], reason=err)
+            repo.kill(image["id"], reason=err, from_state=image["status"])
             raise err
         return repo.upload(
             image,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from glance_lite import exceptions
 from glance_lite.api.policy import Enforcer, image_target
 from glance_lite.api.protections import PropertyProtections
-from glance_lite.api.repository import Layer
+from glance_lite.api.repository import QUOTA_REFUSAL, Layer
 from glance_lite.context import RequestContext
 
 
@@ -209,10 +209,12 @@ class QuotaLayer(Layer):
             declared = kw.get("declared_size") or 0
             if declared > remaining or (not declared and remaining <= 0):
                 err = quota_error(declared, remaining)
-                self.inner.kill(image["id"], reason=err)
+                self.inner.kill(image["id"], reason=err, from_state=image["status"])
                 raise err
             if remaining < limit:
                 limit, error = remaining, quota_error(None, remaining)
+            # checked again by the registry as it activates the image, atomically
+            kw["storage_quota"] = (self.context.owner, self.storage_quota)
         return self.inner.upload(image, limited(chunks, limit, error), **kw)
 
 
@@ -222,10 +224,7 @@ def quota_error(size: int | None, remaining: int) -> exceptions.LimitExceeded:
         if size
         else "The size of the data will exceed the limit. "
     )
-    return exceptions.LimitExceeded(
-        "Denying attempt to upload image because it exceeds the quota: "
-        f"{detail}{max(remaining, 0)} bytes remaining."
-    )
+    return exceptions.LimitExceeded(f"{QUOTA_REFUSAL}{detail}{max(remaining, 0)} bytes remaining.")
 
 
 def limited(chunks: Iterable[bytes], limit: int, error: Exception) -> Iterator[bytes]:

@@ -14,11 +14,15 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from glance_lite import exceptions
+from glance_lite.api.settle import Settler
 from glance_lite.context import RequestContext
 from glance_lite.registry.client import RegistryClient
 from glance_lite.store.base import AddResult, StoreNotFound, Stores
 
 LOG = logging.getLogger(__name__)
+
+# Glance's wording of an upload refused by user_storage_quota, before the detail.
+QUOTA_REFUSAL = "Denying attempt to upload image because it exceeds the quota: "
 
 
 class ClientDisconnected(exceptions.Invalid):
@@ -41,11 +45,13 @@ class ImageRepository:
         stores: Stores,
         *,
         delayed_delete: bool = False,
+        settler: Settler | None = None,
     ):
         self.context = context
         self.registry = registry
         self.stores = stores
         self.delayed_delete = delayed_delete
+        self.settler = settler or Settler()
 
     # --- metadata ------------------------------------------------------------------
 
@@ -82,7 +88,29 @@ class ImageRepository:
             raise reworded("update", err, image["id"]) from None
 
     def delete(self, image: dict) -> None:
-        """Delete an image and its data (or leave the data for the scrubber)."""
+        """Delete an image and its data (or leave the data for the scrubber).
+
+        If the registry stops answering part-way, the delete is carried to its end in
+        the background: a late status change would otherwise leave an image marked
+        deleted that still holds its data.
+        """
+        try:
+            self._delete(image)
+        except exceptions.RegistryUnavailable as err:
+            if err.maybe_applied:
+                self.settler.settle(
+                    f"delete of image {image['id']}", lambda: self.settle_delete(image["id"])
+                )
+            raise
+
+    def settle_delete(self, image_id: str) -> bool:
+        """One attempt at finishing a delete that went unanswered: True when done."""
+        current = self._current(image_id)
+        if current is not None and not current.get("deleted"):
+            self._delete(current)
+        return True
+
+    def _delete(self, image: dict) -> None:
         active = [loc for loc in image.get("location_data") or [] if loc["status"] == "active"]
         pending = self.delayed_delete and bool(active)
         status = "pending_delete" if pending else "deleted"
@@ -177,11 +205,16 @@ class ImageRepository:
         declared_size: int | None,
         declared_checksum: str | None,
         store_scheme: str | None = None,
+        storage_quota: tuple[str | None, int] | None = None,
     ) -> dict:
         """Store the bytes of a queued image and activate it: queued -> saving -> active.
 
         Any failure leaves no bytes in the store; the image ends `killed` unless another
         upload won the race (409) or the image was deleted meanwhile (412).
+        `storage_quota` (owner, bytes) is checked again by the registry as it activates
+        the image, atomically, so that concurrent uploads cannot pass it together.
+        When the registry stops answering, what is left open is settled in the
+        background (settle_upload).
         """
         image_id = image["id"]
         store = self.stores.for_scheme(store_scheme) if store_scheme else self.stores.default
@@ -195,9 +228,17 @@ class ImageRepository:
             raise upload_error(image_id, err) from None
         try:
             verify(image_id, result, declared_size, declared_checksum)
-            return self._activate(image_id, result)
+            return self._activate(image_id, result, storage_quota)
+        except exceptions.RegistryUnavailable as err:
+            if err.maybe_applied:
+                # the activation may still be applied: the data stays until it is known
+                self._settle_upload(image_id, store, result.location)
+            else:
+                self._discard(store, result.location)
+                self._settle_upload(image_id, store, None)
+            raise
         except BaseException as err:
-            self._discard(store, result)
+            self._discard(store, result.location)
             if not isinstance(err, (exceptions.Conflict, exceptions.PreconditionFailed)):
                 self.kill(image_id, reason=err)
             raise
@@ -209,17 +250,29 @@ class ImageRepository:
             self.registry.update_image(
                 self.context, image["id"], {"status": "saving"}, from_state=image["status"]
             )
+        except exceptions.RegistryUnavailable as err:
+            if err.maybe_applied:  # the image may go saving later, with no upload
+                self._settle_upload(image["id"], None, None)
+            raise
         except exceptions.GlanceLiteError as err:
             raise reworded("start_saving", err, image["id"]) from None
 
-    def kill(self, image_id: str, *, reason: BaseException) -> None:
+    def kill(self, image_id: str, *, reason: BaseException, from_state: str = "saving") -> None:
+        """Set the image killed if its status is still `from_state` (never undoing an
+        activation or a delete that came first)."""
         LOG.warning("upload of image %s failed, setting it killed: %s", image_id, reason)
         try:
-            self.registry.update_image(self.context, image_id, {"status": "killed"})
+            self.registry.update_image(
+                self.context, image_id, {"status": "killed"}, from_state=from_state
+            )
+        except exceptions.RegistryUnavailable:
+            self._settle_upload(image_id, None, None)
         except exceptions.GlanceLiteError as err:
             LOG.error("could not set image %s killed: %s", image_id, err)
 
-    def _activate(self, image_id: str, result: AddResult) -> dict:
+    def _activate(
+        self, image_id: str, result: AddResult, storage_quota: tuple[str | None, int] | None
+    ) -> dict:
         changes = {
             "status": "active",
             "size": result.size,
@@ -230,7 +283,11 @@ class ImageRepository:
             ],
         }
         try:
-            return self.registry.update_image(self.context, image_id, changes, from_state="saving")
+            return self.registry.update_image(
+                self.context, image_id, changes, from_state="saving", storage_quota=storage_quota
+            )
+        except exceptions.LimitExceeded as err:
+            raise exceptions.LimitExceeded(f"{QUOTA_REFUSAL}{err.detail or err}") from None
         except exceptions.Conflict:
             current = self._current(image_id)
             if current is None or current.get("deleted"):
@@ -240,17 +297,66 @@ class ImageRepository:
                 ) from None
             raise exceptions.Conflict("Image operation conflicts") from None
 
+    # --- after a registry outage ---------------------------------------------------
+
+    def _settle_upload(self, image_id: str, store, location: str | None) -> None:
+        self.settler.settle(
+            f"upload of image {image_id}",
+            lambda: self.settle_upload(image_id, store, location),
+        )
+
+    def settle_upload(self, image_id: str, store, location: str | None) -> bool:
+        """One attempt at ending an upload whose registry calls went unanswered, so that
+        no late request can change the outcome: True when done.
+
+        The image is set killed if it is `saving` or `queued`: a late start (conditional
+        on queued) or activation (on saving) then finds it killed and does nothing. If it
+        is neither, the late activation won (active with this upload's `location`: the
+        data stays) or the image went on without this upload (the data goes).
+        """
+        for status in ("saving", "queued"):
+            try:
+                self.registry.update_image(
+                    self.context, image_id, {"status": "killed"}, from_state=status
+                )
+            except (exceptions.Conflict, exceptions.NotFound):
+                continue
+            LOG.warning("image %s set killed after a registry outage", image_id)
+            self._discard(store, location)
+            return True
+        current = self._current(image_id)
+        if current is not None and current["status"] in ("saving", "queued"):
+            return False  # moved meanwhile by a late request: once more
+        if not holds(current, location):
+            self._discard(store, location)
+        return True
+
     def _current(self, image_id: str) -> dict | None:
         try:
             return self.registry.get_image(self.context, image_id)
         except exceptions.NotFound:
             return None
 
-    def _discard(self, store, result: AddResult) -> None:
+    def _discard(self, store, location: str | None) -> None:
+        """Remove the data an upload stored at `location` (None: nothing to remove)."""
+        if location is None:
+            return
         try:
-            store.delete(result.location)
+            store.delete(location)
+        except StoreNotFound:
+            pass
         except Exception as err:
-            LOG.error("could not remove data at %s: %s", result.location, err)
+            LOG.error("could not remove data at %s: %s", location, err)
+
+
+def holds(image: dict | None, location: str | None) -> bool:
+    """Whether `image` keeps data at `location` (active, or pending the scrubber)."""
+    if image is None or location is None:
+        return False
+    return any(
+        entry["url"] == location and entry["status"] != "deleted"
+        for entry in image.get("location_data") or ()
+    )
 
 
 # Glance's wording of a registry error, per action: the class the registry client

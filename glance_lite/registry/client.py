@@ -5,6 +5,12 @@ requests.Session per client; the registry's errors come back as the same domain
 exceptions (glance_lite.exceptions), carrying the registry's own explanation. With a
 LocationCipher (metadata_encryption_key), location URLs go to the registry encrypted and
 come back decrypted (glance_lite/crypt.py).
+
+Every call has a connect timeout and a read timeout, so a registry that stops answering
+(a stopped process, a partition that leaves the connection open) becomes a
+RegistryUnavailable within their sum, as a dead one does at once. It says whether the
+request may have reached the registry (`maybe_applied`): a write that timed out may
+still be applied later, which the caller must allow for (api/repository.py).
 """
 
 import dataclasses
@@ -31,7 +37,8 @@ class RegistryClient:
         self,
         base_url: str,
         *,
-        timeout: float = 600,
+        timeout: float | None = 600,
+        connect_timeout: float | None = None,
         secret: str | None = None,
         send_identity_headers: bool = False,
         use_user_token: bool = True,
@@ -43,6 +50,9 @@ class RegistryClient:
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        # requests' (connect, read) pair, built once; None waits forever
+        self._timeouts = (connect_timeout, timeout)
         self.secret = secret
         self.send_identity_headers = send_identity_headers
         self.use_user_token = use_user_token
@@ -78,10 +88,15 @@ class RegistryClient:
         *,
         purge_props: bool = False,
         from_state: str | None = None,
+        storage_quota: tuple[str | None, int] | None = None,
     ) -> dict:
+        """`storage_quota` (owner, bytes): the registry refuses the update (413) if the
+        owner's images would then take more than that, checked atomically with it."""
         body: dict = {"image": self._sealed(image_meta)}
         if from_state is not None:
             body["from_state"] = from_state
+        if storage_quota is not None:
+            body["storage_quota"] = {"owner": storage_quota[0], "limit": storage_quota[1]}
         extra = {headers.PURGE_PROPS: "true"} if purge_props else None
         resp = self._call(context, "PUT", f"/images/{_segment(image_id)}", json=body, extra=extra)
         return self._opened(resp.json()["image"])
@@ -178,7 +193,7 @@ class RegistryClient:
             resp = self.session.get_adapter(url).send(
                 request,
                 stream=True,
-                timeout=self.timeout,
+                timeout=self._timeouts,
                 verify=self.session.verify,
                 cert=self.session.cert,
             )
@@ -189,12 +204,33 @@ class RegistryClient:
             reply = Reply(resp.status_code, resp.raw.read())
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             LOG.error("registry call %s %s failed: %s", method, path, exc)
-            raise exceptions.ServiceUnavailable(
-                f"The image registry is unavailable: {type(exc).__name__}"
-            ) from None
+            raise self._unavailable(exc) from None
         if reply.status_code >= 300:  # redirects are not followed: an error too
             raise registry_error(reply)
         return reply
+
+    def _unavailable(self, exc: Exception) -> exceptions.RegistryUnavailable:
+        if isinstance(exc, requests.ConnectTimeout):
+            reason = f"no connection within {self.connect_timeout:g} seconds"
+        elif _not_connected(exc):
+            reason = "it refused the connection or could not be reached"
+        elif isinstance(exc, requests.ReadTimeout):
+            reason = f"no answer within {self.timeout:g} seconds"
+        else:
+            reason = f"the connection failed ({type(exc).__name__})"
+        return exceptions.RegistryUnavailable(
+            f"The image registry is unavailable: {reason}. Try again later.",
+            maybe_applied=not _not_connected(exc),
+        )
+
+
+def _not_connected(exc: Exception) -> bool:
+    """Whether the request never left: no connection could be opened for it."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.NewConnectionError | ConnectionRefusedError)
 
 
 def _prepared(
@@ -246,11 +282,20 @@ class Reply:
 
 
 def registry_error(resp: Reply) -> exceptions.GlanceLiteError:
-    """The domain error a registry response stands for, with the registry's own text."""
+    """The domain error a registry response stands for, with the registry's own text.
+
+    Its `detail` is the explanation alone, without the status line of the error page.
+    """
     text = " ".join(resp.text.split())
-    if resp.status_code >= 500 and resp.status_code != 503:
-        LOG.error("registry answered %s: %s", resp.status_code, text)
-    return exceptions.from_status(resp.status_code, text)
+    if resp.status_code == 503:
+        error: exceptions.GlanceLiteError = exceptions.RegistryUnavailable(text)
+    else:
+        if resp.status_code >= 500:
+            LOG.error("registry answered %s: %s", resp.status_code, text)
+        error = exceptions.from_status(resp.status_code, text)
+    status_line, blank, explanation = resp.text.partition("\n\n")
+    error.detail = " ".join((explanation if blank else status_line).split())
+    return error
 
 
 def pooled_session(pool_size: int) -> requests.Session:

@@ -14,6 +14,8 @@ class Controller:
     def show(self, req, item_id):
         if item_id == "missing":
             raise exceptions.NotFound(f"No item {item_id}")
+        if item_id == "stalled":
+            raise exceptions.RegistryUnavailable("The image registry is unavailable: no answer.")
         if item_id == "boom":
             raise RuntimeError("secret internals")
         return wsgi.json_response({"id": item_id})
@@ -142,3 +144,14 @@ def test_the_default_limit_admits_the_largest_legal_body_however_escaped():
     largest = json.dumps({"image": {"name": "n" * 255, "properties": properties}})
     default = next(o.default for o in opts.json_body_opts if o.name == "max_json_body_size")
     assert len(largest) <= default
+
+
+def test_an_unavailable_registry_is_503_with_retry_after():
+    resp = call("GET", "/items/stalled")
+    assert resp.status_int == 503
+    assert int(resp.headers["Retry-After"]) > 0
+    assert "The image registry is unavailable: no answer." in resp.text
+
+
+def test_other_errors_have_no_retry_after():
+    assert "Retry-After" not in call("GET", "/items/missing").headers

@@ -2,6 +2,7 @@
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -117,13 +118,30 @@ def test_storage_usage_counts_the_owners_sized_images(client):
         client.get_storage_usage(BOB, "alice")
 
 
-def test_unreachable_registry_is_service_unavailable():
+def test_unreachable_registry_is_service_unavailable_and_nothing_was_sent():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = RegistryClient(f"http://127.0.0.1:{port}", timeout=2)
-    with pytest.raises(exceptions.ServiceUnavailable, match="registry is unavailable"):
-        client.get_image(ALICE, "abc")
+    client = RegistryClient(f"http://127.0.0.1:{port}", timeout=2, connect_timeout=2)
+    with pytest.raises(exceptions.RegistryUnavailable, match="registry is unavailable") as caught:
+        client.update_image(ALICE, "abc", {"name": "x"})
+    assert not caught.value.maybe_applied
+    assert caught.value.status == 503 and caught.value.retry_after > 0
+
+
+def test_a_registry_that_never_answers_is_unavailable_after_the_read_timeout():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)  # the kernel accepts connections; no one reads them
+        client = RegistryClient(
+            f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.3, connect_timeout=1
+        )
+        started = time.monotonic()
+        waited = r"no answer within 0\.3 seconds"
+        with pytest.raises(exceptions.RegistryUnavailable, match=waited) as caught:
+            client.update_image(ALICE, "abc", {"name": "x"})
+        assert time.monotonic() - started < 2
+    assert caught.value.maybe_applied  # it was sent: it may still be applied
 
 
 def test_storage_usage_of_no_owner_counts_the_ownerless_images(client):
