@@ -119,6 +119,35 @@ def storage_usage(ownerless: bool, excluding: bool) -> sa.Select:
     return stmt
 
 
+def _check_quota(
+    cur: prepared.Cursor,
+    current: rows.ImageRow,
+    row: dict,
+    locations: list[dict] | None,
+    storage_quota: tuple[str | None, int],
+) -> None:
+    """LimitExceeded if the owner's other images and this one, as the update leaves it,
+    take more than the quota: Glance's check after an upload, here inside the write
+    that activates the image, under the owner's row locks."""
+    owner, limit = storage_quota
+    size = row.get("size", current.size) or 0
+    if size <= 0 or row.get("status", current.status) in ("killed", "deleted"):
+        return
+    if locations is None:
+        live = cur.fetch(statements.location_ids, {"w_image_id": current.id})
+        copies = sum(1 for _, deleted in live if not deleted)
+    else:
+        copies = sum(1 for location in locations if location["status"] != "deleted")
+    values = {"w_owner": owner, "w_image_id": current.id}
+    ((used,),) = cur.fetch(storage_usage, values, owner is None, True)
+    remaining = limit - int(used)
+    if copies and size * copies > remaining:
+        raise exceptions.LimitExceeded(
+            f"The size of the data {size} will exceed the limit. "
+            f"{max(remaining, 0)} bytes remaining."
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class _ListQuery:
     """A checked image_get_all query: its statement shape and bind values (listing.py)."""
@@ -328,17 +357,25 @@ class Images(Transactions):
         *,
         purge_props: bool = False,
         from_state: str | None = None,
+        storage_quota: tuple[str | None, int] | None = None,
     ) -> dict:
         """Change an image from the registry's checked values (without id and
-        timestamps); only an admin changes its owner."""
+        timestamps); only an admin changes its owner. `storage_quota` (owner, bytes):
+        LimitExceeded if that owner's images would then take more (_check_quota)."""
         row, properties, locations = _split_values(values)
         if not context.is_admin:
             row.pop("owner", None)
         now = models.utcnow()
         row["updated_at"] = now
         with self._write() as cur:
+            if storage_quota is not None:
+                # first, before any plain read: MySQL's snapshot then comes after the wait
+                owner = storage_quota[0]
+                cur.fetch(statements.owner_images_for_update, {"w_owner": owner}, owner is None)
             current = rows.visible_image(cur, context, image_id)
             rows.check_mutable(context, current)
+            if storage_quota is not None:
+                _check_quota(cur, current, row, locations, storage_quota)
             params = {f"v_{key}": value for key, value in row.items()}
             params.update(w_id=current.id, w_from_state=from_state)
             keys = tuple(sorted(row))

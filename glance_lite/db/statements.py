@@ -105,6 +105,24 @@ def location_ids() -> sa.Select:
     )
 
 
+def owner_images_for_update(ownerless: bool) -> sa.Select:
+    """Lock the live image rows of owner w_owner (or of the images without one) in id
+    order. A quota-checked update takes these locks first, so that two of one owner run
+    one after the other and the second counts what the first wrote. SQLite has no row
+    locks (SQLAlchemy leaves the clause out): BEGIN IMMEDIATE serializes its writers."""
+    owner = (
+        _images.c.owner.is_(None)
+        if ownerless
+        else _images.c.owner == bind("w_owner", _images.c.owner)
+    )
+    return (
+        sa.select(_images.c.id)
+        .where(owner, _images.c.deleted.is_(sa.false()))
+        .order_by(_images.c.id)
+        .with_for_update()
+    )
+
+
 def live_membership() -> sa.Select:
     """can_share of the image's live memberships of one member, oldest first."""
     return (

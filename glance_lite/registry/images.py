@@ -83,6 +83,7 @@ class ImagesController:
         with explained("Failed to update image metadata. Got error: "):
             values = image_values(body_member(body, "image"), creating=False)
             from_state = optional_string(body, "from_state") or None
+            quota = storage_quota(body)
             check_id_unchanged(values, image_id)
         if not ctx.is_admin:
             values.pop("owner", None)
@@ -92,7 +93,12 @@ class ImagesController:
             with explained("Failed to update image metadata. Got error: "):
                 check_storable(values)
                 image = self.db.image_update(
-                    ctx, image_id, values, purge_props=purge, from_state=from_state
+                    ctx,
+                    image_id,
+                    values,
+                    purge_props=purge,
+                    from_state=from_state,
+                    storage_quota=quota,
                 )
         except exceptions.NotFound:
             raise exceptions.NotFound("Image not found") from None
@@ -152,6 +158,27 @@ def optional_string(body: dict, key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise exceptions.Invalid(f"{key} must be a string or null.")
     return value
+
+
+def storage_quota(body: dict) -> tuple[str | None, int] | None:
+    """An update's `storage_quota`, glance-lite's own: {"owner": <string or null>,
+    "limit": <bytes>}, the update refused if that owner's images would take more."""
+    quota = body.get("storage_quota")
+    if quota is None:
+        return None
+    owner = quota.get("owner") if isinstance(quota, dict) else None
+    limit = quota.get("limit") if isinstance(quota, dict) else None
+    if (
+        not isinstance(quota, dict)
+        or not (owner is None or isinstance(owner, str))
+        or not isinstance(limit, int)
+        or isinstance(limit, bool)
+        or not 0 <= limit <= im.BIGINT_MAX
+    ):
+        raise exceptions.Invalid(
+            'storage_quota must be {"owner": <string or null>, "limit": <bytes>}.'
+        )
+    return owner, limit
 
 
 def check_id_unchanged(values: dict, image_id: str) -> None:

@@ -181,3 +181,35 @@ def test_property_names_a_backend_takes_for_one_another_are_a_400(any_registry):
     assert resp.status_int in (200, 400), resp.text
     shown = any_registry.admin.get(f"/images/{image_id}").json["image"]["properties"]
     assert shown["b "] == "3"  # a refused update left the image as it was
+
+
+def test_an_update_with_a_storage_quota_is_refused_when_the_owner_would_pass_it(any_registry):
+    alice = any_registry.tenant("alice")
+    quota = {"owner": "alice", "limit": 100}
+    for n, image_id in enumerate([UUID_A, UUID_A[:-1] + "2"]):
+        image = {"id": image_id, "status": "saving", "size": 0, "name": f"i{n}"}
+        assert alice.post("/images", {"image": image}).status_int == 200
+    active = {"status": "active", "size": 60, "location": "file:///one"}
+    body = {"image": active, "from_state": "saving", "storage_quota": quota}
+    assert alice.put(f"/images/{UUID_A}", body).status_int == 200
+    second = {**body, "image": {**active, "location": "file:///two"}}
+    resp = alice.put(f"/images/{UUID_A[:-1]}2", second)
+    assert resp.status_int == 413, resp.text
+    assert "The size of the data 60 will exceed the limit. 40 bytes remaining." in resp.text
+    # nothing of the refused update was written
+    refused = alice.get(f"/images/{UUID_A[:-1]}2").json["image"]
+    assert (refused["status"], refused["location"]) == ("saving", None)
+    # without the quota, or within it, the same update goes through
+    second["storage_quota"] = {"owner": "alice", "limit": 120}
+    assert alice.put(f"/images/{UUID_A[:-1]}2", second).status_int == 200
+
+
+@pytest.mark.parametrize(
+    "quota", ["x", {"owner": 1, "limit": 5}, {"owner": "a"}, {"owner": "a", "limit": -1}]
+)
+def test_a_malformed_storage_quota_is_400(any_registry, quota):
+    alice = any_registry.tenant("alice")
+    assert alice.post("/images", {"image": {"id": UUID_A, "status": "queued"}}).status_int == 200
+    resp = alice.put(f"/images/{UUID_A}", {"image": {"name": "n"}, "storage_quota": quota})
+    assert resp.status_int == 400, resp.text
+    assert "storage_quota must be" in resp.text
