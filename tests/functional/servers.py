@@ -184,8 +184,13 @@ class Deployment:
     and for the api `store_datadir` and `policy_file`, as in api_conf()).
     """
 
-    def __init__(self, workdir: Path, *, registry_options=None, api_options=None):
+    def __init__(
+        self, workdir: Path, *, registry_options=None, api_options=None, registry_port=None
+    ):
+        """`registry_port`: where the api reaches the registry (a proxy in front of it);
+        by default the registry's own port."""
         self.workdir = workdir
+        self.registry_port = registry_port
         self.registry_options = dict(registry_options or {})
         self.api_options = dict(api_options or {})
         self.registry: ServerProcess | None = None
@@ -207,7 +212,7 @@ class Deployment:
             )
         db_sync(reg_conf)
         self.registry = ServerProcess("glance-registry", reg_conf, reg_dir).start()
-        conf = api_conf(api_dir, self.registry.port, **self.api_options)
+        conf = api_conf(api_dir, self.registry_port or self.registry.port, **self.api_options)
         self.api = ServerProcess("glance-api", conf, api_dir).start()
         return self
 

@@ -6,12 +6,14 @@ import contextlib
 import hashlib
 import os
 import signal
+import socket
+import threading
 import time
 
 import pytest
 
-from tests.functional.conftest import read_response
-from tests.functional.servers import wait_for
+from tests.functional.conftest import ApiClient, read_response
+from tests.functional.servers import Deployment, wait_for
 from tests.functional.test_api_faults import upload_head
 
 pytestmark = pytest.mark.functional
@@ -146,3 +148,124 @@ def test_a_dead_registry_is_503_with_retry_after(api):
     resp, elapsed = timed(api.create, b"x" * 100, disk_format="raw", container_format="bare")
     assert_unavailable(resp, elapsed)
     assert api.image_file(image["id"]).read_bytes() == b"kept"
+
+
+# --- a partition that loses the answer ---------------------------------------------
+
+
+class Partition:
+    """A TCP proxy in front of glance-registry that fails as a network can.
+
+    `cut(let_one=True)`: the next request sent still reaches the registry (with
+    let_one), but no answer comes back, and nothing else sent arrives (new connections
+    open, then hear nothing).
+    `heal()`: every connection held so far is closed; new ones pass again.
+    """
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.is_cut = False
+        self.let_through = None
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self, *, let_one: bool = True) -> None:
+        with self.lock:
+            self.is_cut, self.let_through = True, (None if let_one else self)
+
+    def heal(self) -> None:
+        with self.lock:
+            self.is_cut = False
+            held, self.sockets = self.sockets, []
+        for sock in held:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.heal()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port()))
+            with self.lock:
+                self.sockets += [client, upstream]
+            for src, dst, request in ((client, upstream, True), (upstream, client, False)):
+                args = (src, dst, request, client)
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
+
+    def _passes(self, client: socket.socket, request: bool) -> bool:
+        with self.lock:
+            if not self.is_cut:
+                return True
+            if not request:
+                return False  # every answer is lost
+            if self.let_through is None:
+                self.let_through = client  # the first request after the cut arrives
+            return self.let_through is client
+
+    def _pump(self, src, dst, request: bool, client) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            if self._passes(client, request):
+                try:
+                    dst.sendall(data)
+                except OSError:
+                    break
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def partitioned(tmp_path):
+    deployment = None
+    proxy = Partition(lambda: deployment.registry.port)
+    deployment = Deployment(tmp_path, api_options=FAST, registry_port=proxy.port)
+    try:
+        deployment.start()
+        yield ApiClient(deployment), proxy
+    finally:
+        deployment.stop()
+        proxy.close()
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["activation-applied", "lost"])
+def test_an_activation_without_an_answer_ends_active_with_data_or_killed_without(
+    partitioned, applied
+):
+    api, proxy = partitioned
+    image = api.reserve(disk_format="raw", container_format="bare")
+    size = 2 * MIB
+    path = f"/v1/images/{image['id']}"
+    with api.connect() as sock:
+        sock.sendall(upload_head(image["id"], f"Content-Length: {size}", "PUT", path))
+        sock.sendall(b"a" * (size // 2))
+        wait_for(lambda: api.status(image["id"]) == "saving")
+        # the activation reaches the registry (or not); no answer comes back
+        proxy.cut(let_one=applied)
+        sock.sendall(b"b" * (size - size // 2))
+        head, rest = read_response(sock, deadline=15)
+    assert head.startswith(b"HTTP/1.1 503"), (head, rest)
+    assert b"Retry-After:" in head
+    proxy.heal()
+    wait_consistent(api)
+    if applied:
+        assert api.status(image["id"]) == "active"
+        data = api.image_file(image["id"]).read_bytes()
+        assert data == b"a" * (size // 2) + b"b" * (size - size // 2)
+    else:
+        assert api.status(image["id"]) == "killed"
+        assert api.no_file_for(image["id"])
