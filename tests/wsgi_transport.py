@@ -46,8 +46,25 @@ class WSGIAdapter(requests.adapters.BaseAdapter):
         pass
 
 
-def session_for(app, base_url: str = "http://registry.test") -> requests.Session:
+class AnswerLosingAdapter(WSGIAdapter):
+    """Serves every request, but for those `loses(request)` picks, the answer is lost: a
+    read timeout, as from a registry that applied the request and then stopped."""
+
+    def __init__(self, app, loses):
+        super().__init__(app)
+        self.loses = loses
+
+    def send(self, request, *args, **kw):
+        resp = super().send(request, *args, **kw)
+        if self.loses(request):
+            raise requests.ReadTimeout("read timed out (answer lost)", request=request)
+        return resp
+
+
+def session_for(
+    app, base_url: str = "http://registry.test", adapter: WSGIAdapter | None = None
+) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # as the real client's session
-    session.mount(base_url, WSGIAdapter(app))
+    session.mount(base_url, adapter or WSGIAdapter(app))
     return session

@@ -12,7 +12,7 @@ from glance_lite.registry.app import make_app as make_registry_app
 from glance_lite.registry.client import RegistryClient
 from glance_lite.store.base import Stores
 from glance_lite.store.memory import MemoryStore
-from tests.wsgi_transport import session_for
+from tests.wsgi_transport import AnswerLosingAdapter, session_for
 
 DISK_FORMATS = im.DISK_FORMATS
 CONTAINER_FORMATS = im.CONTAINER_FORMATS
@@ -42,6 +42,9 @@ class Api:
         )
         self.store = MemoryStore(capacity=options.pop("store_capacity", None))
         policy_file = options.pop("policy_file", None)
+        # loses_answer(request): the registry applies the request, its answer is lost
+        loses_answer = options.pop("loses_answer", None)
+        adapter = AnswerLosingAdapter(registry, loses_answer) if loses_answer else None
         settings = {
             "delayed_delete": False,
             "property_quota": 128,
@@ -60,7 +63,7 @@ class Api:
             registry=RegistryClient(
                 "http://registry.test",
                 send_identity_headers=True,
-                session=session_for(registry),
+                session=session_for(registry, adapter=adapter),
             ),
             stores=Stores({"memory": self.store}, default="memory"),
             enforcer=policy.Enforcer(policy_file),
