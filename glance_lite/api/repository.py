@@ -11,6 +11,7 @@ controllers.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 
 from glance_lite import exceptions
@@ -66,10 +67,53 @@ class ImageRepository:
             raise reworded("get", err, image_id) from None
 
     def create(self, image_meta: dict) -> dict:
+        """Create the record. The api picks the id the registry would otherwise pick, so
+        that a create that goes unanswered can be settled (settle_create)."""
+        if not image_meta.get("id"):
+            image_meta = {**image_meta, "id": str(uuid.uuid4())}
         try:
             return self.registry.add_image(self.context, image_meta)
+        except exceptions.RegistryUnavailable as err:
+            if err.maybe_applied:
+                self.settler.settle(
+                    f"create of image {image_meta['id']}", lambda: self.settle_create(image_meta)
+                )
+            raise
         except exceptions.GlanceLiteError as err:
             raise reworded("create", err, image_meta.get("id")) from None
+
+    def settle_create(self, image_meta: dict) -> bool:
+        """One attempt at ending a create that went unanswered: True when done.
+
+        The client was told it failed, so the image must not live on. A killed record of
+        its id makes a late create fail (the id is taken); if the create came first, its
+        image (queued, or active without data) is set killed, conditional on the status
+        seen, so that nothing done to it meanwhile is undone.
+        """
+        image_id = image_meta["id"]
+        fence = {"id": image_id, "status": "killed", "name": image_meta.get("name")}
+        if "owner" in image_meta:
+            fence["owner"] = image_meta["owner"]
+        try:
+            self.registry.add_image(self.context, fence)
+            return True
+        except exceptions.Conflict:
+            pass  # the create came first
+        current = self._current(image_id)
+        if current is None or current.get("deleted"):
+            return True
+        empty = current["status"] == "queued" or (
+            current["status"] == "active" and not current.get("size")
+        )
+        if not empty:
+            return True  # killed already, or data came (an upload, which settles itself)
+        try:
+            self.registry.update_image(
+                self.context, image_id, {"status": "killed"}, from_state=current["status"]
+            )
+        except exceptions.Conflict:
+            return False  # changed meanwhile: look again
+        return True
 
     def update(
         self,

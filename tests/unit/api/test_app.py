@@ -33,3 +33,16 @@ def test_another_configuration_gets_its_own_enforcer(monkeypatch):
     two = config.load("glance-api", opts.register_api_opts, argv=[])
     assert app.shared_enforcer(one) is app.shared_enforcer(one)
     assert app.shared_enforcer(one) is not app.shared_enforcer(two)
+
+
+def test_by_default_a_silent_registry_becomes_an_answer_within_10_seconds(api_conf):
+    client = app.registry_client(api_conf)
+    assert (client.connect_timeout, client.timeout) == (3.0, 6)
+    assert client.connect_timeout + client.timeout < 10
+
+
+def test_registry_timeouts_of_0_wait_forever(api_conf):
+    api_conf.set_override("registry_client_timeout", 0)
+    api_conf.set_override("registry_client_connect_timeout", 0)
+    client = app.registry_client(api_conf)
+    assert (client.connect_timeout, client.timeout) == (None, None)

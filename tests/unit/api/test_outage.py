@@ -70,3 +70,20 @@ def test_a_start_of_saving_answered_late_leaves_the_image_killed(make_api):
     (image,) = listing["images"]
     wait_for(lambda: status(api, image["id"]) == "killed")
     assert api.store._used() == 0
+
+
+def posts(request) -> bool:
+    return request.method == "POST"
+
+
+def test_a_create_answered_late_leaves_a_killed_record_not_a_live_image(make_api):
+    api = make_api(loses_answer=once(posts))
+    resp = api.call("POST", "/images", headers={"x-image-meta-name": "late"})
+    assert resp.status_int == 503, resp.text
+
+    def killed() -> bool:
+        listing = api.call("GET", "/images/detail?changes-since=2000-01-01T00:00:00").json
+        return [i["status"] for i in listing["images"]] == ["killed"]
+
+    wait_for(killed)
+    assert api.call("GET", "/images/detail").json["images"] == []
