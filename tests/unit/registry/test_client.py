@@ -157,3 +157,16 @@ def test_ids_with_dots_or_slashes_stay_one_path_segment(client, image_id):
         client.get_image(ALICE, image_id)
     with pytest.raises(exceptions.NotFound):
         client.get_image_members(ALICE, image_id)
+
+
+def test_a_registry_that_answers_503_is_unavailable_with_its_own_explanation():
+    def app(environ, start_response):
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"503 Service Unavailable\n\nCould not reach the image database: down"]
+
+    client = RegistryClient(URL, session=session_for(app))
+    with pytest.raises(exceptions.RegistryUnavailable) as caught:
+        client.get_image(ALICE, "abc")
+    assert caught.value.retry_after > 0
+    assert not caught.value.maybe_applied  # it answered: nothing left undecided
+    assert caught.value.detail == "Could not reach the image database: down"
