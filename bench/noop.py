@@ -3,8 +3,9 @@
     python -m bench.noop --config-file C --port-file P --role backend
     python -m bench.noop --config-file C --port-file P --role front --backend-url URL
 
-The front forwards each request as one HTTP call with a pooled requests session (as
-glance-api calls glance-registry) and returns the backend's JSON untouched; the backend
+The front forwards each request as one HTTP call with glance-api's own sending code
+(glance_lite.registry.client.send: a prepared request straight to the pooled session's
+transport adapter, the answer read in one go) and returns the backend's JSON untouched; the backend
 answers at once from memory. No database, no paste pipeline, no parsing: what glance-api
 and glance-registry take beyond this chain is glance-lite's own overhead.
 
@@ -17,6 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
 
 from glance_lite.server import green
@@ -26,7 +28,7 @@ green.monkey_patch()  # before anything else imports sockets or threads, as glan
 from oslo_config import cfg
 
 from glance_lite import config, log, offload, opts
-from glance_lite.registry.client import pooled_session
+from glance_lite.registry.client import pooled_session, send
 from glance_lite.server import workers
 
 IMAGE_DOC = json.dumps(
@@ -75,6 +77,9 @@ class Backend:
         return [body]
 
 
+FORWARD_TIMEOUT = (3, 60)  # connect, read
+
+
 class Front:
     """Forwards the request (POST stays POST, anything else becomes GET) and returns the
     backend's status and JSON body as they are."""
@@ -91,12 +96,13 @@ class Front:
         url = self.backend_url + path
         if environ.get("QUERY_STRING"):
             url += "?" + environ["QUERY_STRING"]
-        resp = self.session.request(method, url, timeout=60)
-        body = resp.content
+        # the very code glance-api sends its registry calls with
+        reply = send(self.session, method, url, {}, FORWARD_TIMEOUT)
         if self.file_root is not None and path.startswith("/files/"):
             return self._file(environ, start_response, path.removeprefix("/files/"))
-        start_response(f"{resp.status_code} {resp.reason}", _json_headers(body))
-        return [body]
+        status = f"{reply.status_code} {HTTPStatus(reply.status_code).phrase}"
+        start_response(status, _json_headers(reply.content))
+        return [reply.content]
 
     def _file(self, environ: dict, start_response: Callable, name: str) -> Iterable[bytes]:
         # one open and one fstat, as the file store does for glance-api
