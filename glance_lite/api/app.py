@@ -21,8 +21,7 @@ from glance_lite.api.repository import ImageRepository
 from glance_lite.api.router import make_router
 from glance_lite.api.settle import Settler
 from glance_lite.context import RequestContext
-from glance_lite.crypt import LocationCipher
-from glance_lite.registry.client import RegistryClient
+from glance_lite.registry.client import RegistryClient, client_from_conf
 from glance_lite.store.base import Stores
 
 
@@ -101,7 +100,7 @@ def v1_app_factory(global_conf, **local_conf):
             path, conf.property_protection_rule_format, enforcer
         )
     return make_app(
-        registry=registry_client(conf),
+        registry=client_from_conf(conf),
         stores=stores,
         enforcer=enforcer,
         protections=protections,
@@ -165,29 +164,3 @@ def make_app(
         reader=bodies.BodyReader(chunk_size=upload_chunk_size, discard_limit=upload_discard_limit),
     )
     return make_router(images, MembersController(make_repo, max_json_body=max_json_body))
-
-
-def registry_client(conf) -> RegistryClient:
-    host = conf.registry_host
-    if host in ("0.0.0.0", "::"):  # Glance's default means "this machine"
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    https = conf.registry_client_protocol == "https"
-    verify: bool | str = True
-    if https:
-        verify = (not conf.registry_client_insecure) and (conf.registry_client_ca_file or True)
-    cert = None
-    if https and conf.registry_client_cert_file and conf.registry_client_key_file:
-        cert = (conf.registry_client_cert_file, conf.registry_client_key_file)
-    return RegistryClient(
-        f"{conf.registry_client_protocol}://{host}:{conf.registry_port}",
-        timeout=conf.registry_client_timeout or None,
-        connect_timeout=conf.registry_client_connect_timeout or None,
-        secret=conf.registry_shared_secret,
-        send_identity_headers=conf.send_identity_headers,
-        use_user_token=conf.use_user_token,
-        verify=verify,
-        cert=cert,
-        cipher=LocationCipher(key) if (key := conf.metadata_encryption_key) else None,
-    )

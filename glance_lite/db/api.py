@@ -7,6 +7,7 @@ returns plain dicts. The methods live by concern:
 - images.py: image records and their locations (the hot paths);
 - members.py: memberships;
 - purge.py: glance-manage's purge and the rebuild of the stored listing entries;
+- scrub.py: the end of a delayed delete (scrubbed, or restored);
 - transactions.py: the engine and the one transaction path they all take;
 - rows.py, documents.py: image rows as dicts, visibility, the stored listing entry.
 
@@ -17,10 +18,11 @@ what it alone can know (existence, visibility, ownership, conflicts).
 from glance_lite.db.images import Images, ListOptions
 from glance_lite.db.members import Members
 from glance_lite.db.purge import Maintenance
+from glance_lite.db.scrub import Scrubbing
 
 __all__ = ["Database", "ListOptions"]
 
 
-class Database(Images, Members, Maintenance):
+class Database(Images, Members, Maintenance, Scrubbing):
     """Every method of the image database on one engine: Database.from_url(url) or
     Database(engine)."""

@@ -126,6 +126,31 @@ class RegistryClient:
         path = f"/images/{_segment(image_id)}/locations/{int(location_id)}"
         self._call(context, "DELETE", path, params={"status": status})
 
+    def get_pending_delete(
+        self, context: RequestContext, marker: str | None = None, limit: int = 1000
+    ) -> list[dict]:
+        """A page of the images deleted with delayed_delete, with their locations (an
+        admin's call: glance-scrubber's queue), in the listing's order."""
+        params = {
+            "deleted": "true",
+            "status": "pending_delete",
+            "is_public": "none",
+            "limit": str(limit),
+            "marker": marker,
+        }
+        images = self._call(context, "GET", "/images/detail", params=params).json()["images"]
+        return [self._opened(image) for image in images]
+
+    def image_scrubbed(self, context: RequestContext, image_id: str) -> dict:
+        """pending_delete -> deleted, once none of its locations is pending any more."""
+        resp = self._call(context, "POST", f"/images/{_segment(image_id)}/scrubbed")
+        return self._opened(resp.json()["image"])
+
+    def restore_image(self, context: RequestContext, image_id: str) -> dict:
+        """pending_delete -> active again, with what its delete retired."""
+        resp = self._call(context, "POST", f"/images/{_segment(image_id)}/restore")
+        return self._opened(resp.json()["image"])
+
     # --- members -------------------------------------------------------------------
 
     def get_image_members(self, context: RequestContext, image_id: str) -> list[dict]:
@@ -324,3 +349,31 @@ def _segment(value: str) -> str:
     """One path segment, every reserved character escaped, and dots too, so that an id
     such as `..` stays an id instead of becoming a step up the registry's URL tree."""
     return quote(value, safe="").replace(".", "%2E")
+
+
+def client_from_conf(conf) -> RegistryClient:
+    """The registry client the [DEFAULT] registry_* options of a glance-api (or
+    glance-scrubber) configuration describe."""
+    host = conf.registry_host
+    if host in ("0.0.0.0", "::"):  # Glance's default means "this machine"
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    https = conf.registry_client_protocol == "https"
+    verify: bool | str = True
+    if https:
+        verify = (not conf.registry_client_insecure) and (conf.registry_client_ca_file or True)
+    cert = None
+    if https and conf.registry_client_cert_file and conf.registry_client_key_file:
+        cert = (conf.registry_client_cert_file, conf.registry_client_key_file)
+    return RegistryClient(
+        f"{conf.registry_client_protocol}://{host}:{conf.registry_port}",
+        timeout=conf.registry_client_timeout or None,
+        connect_timeout=conf.registry_client_connect_timeout or None,
+        secret=conf.registry_shared_secret,
+        send_identity_headers=conf.send_identity_headers,
+        use_user_token=conf.use_user_token,
+        verify=verify,
+        cert=cert,
+        cipher=LocationCipher(key) if (key := conf.metadata_encryption_key) else None,
+    )

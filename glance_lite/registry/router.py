@@ -50,4 +50,7 @@ def make_router(
     # glance-lite's own: what an owner's images take, for glance-api's storage quota.
     connect("/storage-usage", ["GET"], usage, "show")
     connect("/images/{image_id}/locations/{location_id}", ["DELETE"], usage, "delete_location")
+    # glance-lite's own: the end of a delayed delete, for glance-scrubber.
+    connect("/images/{image_id}/scrubbed", ["POST"], usage, "scrubbed")
+    connect("/images/{image_id}/restore", ["POST"], usage, "restore")
     return wsgi.Router(mapper)

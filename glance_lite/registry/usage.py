@@ -5,7 +5,12 @@
   without one), for glance-api's user_storage_quota, which counts each image's size once
   per live location;
 - `DELETE /images/{image_id}/locations/{location_id}?status=...`: marks one location
-  deleted or pending_delete, for delayed delete and the scrubber.
+  deleted or pending_delete, for delayed delete and the scrubber;
+- `POST /images/{image_id}/scrubbed`: a pending_delete image whose data glance-scrubber
+  removed becomes deleted (409 while a location is still pending);
+- `POST /images/{image_id}/restore`: a pending_delete image becomes active again, with
+  its locations, properties, members and tags (glance-scrubber --restore).
+Both are for an admin only, and answer 409 for an image that is not pending_delete.
 """
 
 import webob
@@ -18,6 +23,14 @@ from glance_lite.registry.access import writable_context
 class UsageController:
     def __init__(self, database):
         self.db = database
+
+    def scrubbed(self, req: webob.Request, image_id: str) -> webob.Response:
+        image = self.db.image_scrubbed(writable_context(req), image_id)
+        return wsgi.json_response({"image": im.image_to_json(image)})
+
+    def restore(self, req: webob.Request, image_id: str) -> webob.Response:
+        image = self.db.image_restore(writable_context(req), image_id)
+        return wsgi.json_response({"image": im.image_to_json(image)})
 
     def show(self, req: webob.Request) -> webob.Response:
         ctx = context.from_environ(req.environ)

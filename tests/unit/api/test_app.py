@@ -4,6 +4,7 @@ import pytest
 
 from glance_lite import config, opts
 from glance_lite.api import app, policy
+from glance_lite.registry.client import client_from_conf
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_another_configuration_gets_its_own_enforcer(monkeypatch):
 
 
 def test_by_default_a_silent_registry_becomes_an_answer_within_10_seconds(api_conf):
-    client = app.registry_client(api_conf)
+    client = client_from_conf(api_conf)
     assert (client.connect_timeout, client.timeout) == (3.0, 6)
     assert client.connect_timeout + client.timeout < 10
 
@@ -44,5 +45,5 @@ def test_by_default_a_silent_registry_becomes_an_answer_within_10_seconds(api_co
 def test_registry_timeouts_of_0_wait_forever(api_conf):
     api_conf.set_override("registry_client_timeout", 0)
     api_conf.set_override("registry_client_connect_timeout", 0)
-    client = app.registry_client(api_conf)
+    client = client_from_conf(api_conf)
     assert (client.connect_timeout, client.timeout) == (None, None)
