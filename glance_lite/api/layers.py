@@ -96,12 +96,20 @@ class PolicyLayer(Layer):
 
 
 class ProtectionLayer(Layer):
-    """Property protections: who may create, read, update and delete which property."""
+    """Property protections: who may create, read, update and delete which property.
+
+    Callers get images without the properties they may not read, but an update is
+    checked against the image as stored: an unreadable property is neither purged nor
+    taken for a new one, and the layers below (the property quota) count it.
+    """
 
     def __init__(self, inner, protections: PropertyProtections, context: RequestContext):
         super().__init__(inner)
         self.protections = protections
         self.context = context
+        # image id -> the properties as stored, kept from get() (the layer lives for one
+        # request), so that an update needs no second registry call to find them.
+        self._stored: dict[str, dict] = {}
 
     def _readable(self, image: dict) -> dict:
         if image.get("properties"):
@@ -117,26 +125,32 @@ class ProtectionLayer(Layer):
         return json.dumps({"images": images}).encode("utf-8")
 
     def get(self, image_id: str) -> dict:
-        return self._readable(self.inner.get(image_id))
+        return self._kept(self.inner.get(image_id))
 
     def create(self, image_meta: dict) -> dict:
         self.protections.check_create(image_meta.get("properties") or {}, self.context)
         return self._readable(self.inner.create(image_meta))
 
     def update(self, image: dict, changes: dict, *, purge_props: bool = False, **kw) -> dict:
+        if image["id"] not in self._stored:
+            self.get(image["id"])
+        image = {**image, "properties": self._stored[image["id"]]}
         if "properties" in changes:
-            current = image.get("properties") or {}
-            requested = changes["properties"]
             changes = {
                 **changes,
                 "properties": self.protections.check_update(
-                    current, requested, purge_props, self.context
+                    image["properties"], changes["properties"], purge_props, self.context
                 ),
             }
-        return self._readable(self.inner.update(image, changes, purge_props=purge_props, **kw))
+        return self._kept(self.inner.update(image, changes, purge_props=purge_props, **kw))
 
     def upload(self, image: dict, chunks, **kw) -> dict:
-        return self._readable(self.inner.upload(image, chunks, **kw))
+        return self._kept(self.inner.upload(image, chunks, **kw))
+
+    def _kept(self, image: dict) -> dict:
+        """`image` as the caller sees it, its stored properties kept for a later update."""
+        self._stored[image["id"]] = image.get("properties") or {}
+        return self._readable(image)
 
 
 class QuotaLayer(Layer):
