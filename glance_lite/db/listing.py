@@ -247,26 +247,29 @@ def _property_match(i: int, is_null: bool) -> sa.ColumnElement[bool]:
 def _visibility_condition(shape: tuple) -> sa.ColumnElement[bool] | None:
     """The listing rule for a non-admin (or an admin acting as a user): public and
     community images, shared images the caller is a live member of, and the caller's
-    own; another tenant's community image is left out, as Glance's listing does."""
+    own; another tenant's community image is left out, as Glance's listing does.
+
+    A caller without a tenant (anonymous, or an identity without one) is nobody's member
+    and owns nothing: it lists public images only. Glance dropped the member condition
+    for it instead, listing every shared image that had any member.
+    """
     if shape[0] == "all":
         return None
-    with_owner = shape[1]
-    live_member = sa.and_(members.c.image_id == images.c.id, live(members))
-    if with_owner:
-        owner = _param("v_owner", images.c.owner)
-        live_member = sa.and_(live_member, members.c.member == owner)
+    if not shape[1]:
+        return images.c.visibility == "public"
+    owner = _param("v_owner", images.c.owner)
+    live_member = sa.and_(
+        members.c.image_id == images.c.id, live(members), members.c.member == owner
+    )
     arms = [
         # literals, not a value list: that would be an expanding (run-time) IN
         images.c.visibility.in_(
             [sa.literal(value, images.c.visibility.type) for value in ("public", "community")]
         ),
         sa.and_(images.c.visibility == "shared", sa.exists().where(live_member)),
+        images.c.owner == owner,
     ]
-    if with_owner:
-        arms.append(images.c.owner == owner)
-        community = sa.or_(images.c.visibility != "community", images.c.owner == owner)
-    else:
-        community = images.c.visibility != "community"
+    community = sa.or_(images.c.visibility != "community", images.c.owner == owner)
     return sa.and_(sa.or_(*arms), community)
 
 
