@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import webob
 import webob.exc
 
-from glance_lite import config
+from glance_lite import config, wsgi
 
 ENV_KEY = "glance.context"
 
@@ -61,7 +61,9 @@ class _ContextFilter:
         def stamped(status, headers, exc_info=None):
             headers = [h for h in headers if h[0].lower() != "x-openstack-request-id"]
             headers.append(("x-openstack-request-id", ctx.request_id))
-            return start_response(status, headers, exc_info)
+            # Some values come from the request (a Location built from Host): however they
+            # were folded, none starts a header line of its own.
+            return start_response(status, wsgi.safe_headers(headers), exc_info)
 
         return self.app(environ, stamped)
 
@@ -140,6 +142,12 @@ class TrustedAuthContext(_ContextFilter):
             raise webob.exc.HTTPRequestHeaderFieldsTooLarge(
                 explanation="Request ID (X-Openstack-Request-ID) is longer than "
                 f"{self.max_request_id_length} characters."
+            )
+        if wsgi.UNSAFE_IN_HEADER_VALUE.search(given):
+            # a folded header line, or worse: it would be echoed in the response
+            raise webob.exc.HTTPBadRequest(
+                explanation="Request ID (X-Openstack-Request-ID) may not contain "
+                "control characters."
             )
         return given if given.startswith("req-") else f"req-{given}"
 

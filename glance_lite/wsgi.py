@@ -4,6 +4,7 @@ domain errors become HTTP responses. Nothing here knows about eventlet (see serv
 
 import json
 import logging
+import re
 
 import routes
 import webob
@@ -25,10 +26,23 @@ CLOSE_CONNECTION_HOOK = "glance_lite.close_connection"
 # Bytes of a JSON request body read at a time (read_body).
 BODY_PIECE = 64 * 1024
 
+# What may not appear in a response header value: control characters but tab. CR and LF
+# would end the header line and start one the client never sent.
+UNSAFE_IN_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
 DECODE_ERROR = (
     "Error decoding your request. Either the URL or the request body contained "
     "characters that could not be decoded by Glance"
 )
+
+
+def safe_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`headers` with every control character of a value (CR, LF, ...; not tab) sent as a
+    space, as a folded header line is read: text from a request or from stored metadata
+    can never add a header line of its own."""
+    if not any(UNSAFE_IN_HEADER_VALUE.search(value) for _, value in headers):
+        return headers  # the usual case: one scan, no copy
+    return [(name, UNSAFE_IN_HEADER_VALUE.sub(" ", value)) for name, value in headers]
 
 
 def error_response(err: exceptions.GlanceLiteError) -> webob.exc.HTTPException:

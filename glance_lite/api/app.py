@@ -44,7 +44,10 @@ class URLMap:
             if path == prefix:
                 req = webob.Request(environ)
                 location = req.host_url + req.script_name + prefix + "/"
-                redirect = webob.Response(status=302, location=location, body=b"")
+                redirect = webob.Response(status=302, body=b"")
+                # not the validating `location=`: a folded Host made it raise (500); the
+                # context filter sends any control character of the value as a space
+                redirect.headers["Location"] = location
                 return redirect(environ, start_response)
             if path.startswith(prefix + "/"):
                 environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix

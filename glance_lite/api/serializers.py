@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from glance_lite import exceptions
+from glance_lite import exceptions, wsgi
 from glance_lite import image_meta as im
 
 META_PREFIX = "x-image-meta-"
@@ -81,8 +81,6 @@ BOOL_FILTER_VALUES = frozenset({"none", "true", "false", "1", "0"})
 BODY_ENCODINGS = frozenset({"chunked", "compress", "deflate", "gzip", "identity"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-# Characters that must not reach a response header: the C0 controls but tab, and DEL.
-_UNSAFE_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # An RFC 7230 token: what a header name may hold.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -304,7 +302,7 @@ def image_meta_to_headers(image: dict) -> list[tuple[str, str]]:
 def _header_value(value) -> str:
     # booleans as True/False, integers in decimal, timestamps as in the JSON
     text = im.format_time(value) if isinstance(value, datetime.datetime) else str(value)
-    return _UNSAFE_IN_VALUE.sub(" ", text).encode("utf-8").decode("latin-1")
+    return wsgi.UNSAFE_IN_HEADER_VALUE.sub(" ", text).encode("utf-8").decode("latin-1")
 
 
 def image_to_json(image: dict) -> dict:

@@ -92,3 +92,24 @@ def test_an_is_admin_check_can_make_a_caller_admin():
     assert get(app, headers).text.split("|")[3] == "True"
     headers["X-Roles"] = "member"
     assert get(app, headers).text.split("|")[3] == "False"
+
+
+def test_a_request_id_with_a_control_character_is_a_400_naming_the_header():
+    for given in ("abc\r\n Set-Cookie: pwn=1", "abc\nx", "a\x00b", "a\x7fb"):
+        req = webob.Request.blank("/")
+        req.environ["HTTP_X_OPENSTACK_REQUEST_ID"] = given  # as a server passes it on
+        req.environ["HTTP_X_IDENTITY_STATUS"] = "Confirmed"
+        resp = req.get_response(trusted())
+        assert resp.status_int == 400, given
+        assert "X-Openstack-Request-ID) may not contain control characters" in resp.text
+        assert all("\n" not in value for _, value in resp.headerlist)
+
+
+def test_no_response_header_value_carries_a_control_character():
+    def folded(environ, start_response):
+        start_response("201 Created", [("Location", "http://x\r\n Set-Cookie: a=b\x00/v1")])
+        return [b""]
+
+    resp = get(context.UnauthenticatedContext(folded, owner_is_tenant=True))
+    assert resp.headers["Location"] == "http://x   Set-Cookie: a=b /v1"
+    assert "Set-Cookie" not in resp.headers
