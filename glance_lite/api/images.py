@@ -136,9 +136,12 @@ class ImagesController:
         image = repo.get(image_id)
         if image.get("protected"):
             raise exceptions.Forbidden("Image is protected")
-        if image["status"] == "pending_delete":
+        # Either status on an image not yet removed is what a delete stopped between its
+        # two registry calls left: deleting it again finishes the job (docs/api.md).
+        removed = bool(image.get("deleted"))
+        if image["status"] == "pending_delete" and removed:
             raise exceptions.Forbidden("Forbidden to delete a pending_delete image.")
-        if image["status"] == "deleted":
+        if image["status"] == "deleted" and removed:
             raise exceptions.NotFound(f"Image {image_id} not found.")
         repo.delete(image)
         return webob.Response(headerlist=_with_html([]))

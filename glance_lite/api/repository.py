@@ -159,7 +159,8 @@ class ImageRepository:
         pending = self.delayed_delete and bool(active)
         status = "pending_delete" if pending else "deleted"
         original = image["status"]
-        self._set_status_for_delete(image, status)
+        if original != status:  # already set by a delete that stopped half-way
+            self._set_status_for_delete(image, status)
         try:
             for location in active:
                 self._delete_location(image, location, pending)

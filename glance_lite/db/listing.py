@@ -194,6 +194,12 @@ def sort_expression(key: str) -> sa.ColumnElement:
     return sa.func.coalesce(column, _NULL_PARAMS[key])
 
 
+# literals, not a value list: that would be an expanding (run-time) IN
+_NOT_LISTED_STATUSES = [
+    sa.literal(status, images.c.status.type) for status in ("killed", "deleted", "pending_delete")
+]
+
+
 def _filter_conditions(shape: tuple) -> list[sa.ColumnElement[bool]]:
     conds = []
     for entry in shape:
@@ -225,7 +231,9 @@ def _filter_conditions(shape: tuple) -> list[sa.ColumnElement[bool]]:
         elif key == "deleted":
             conds.append(images.c.deleted == (sa.true() if entry[1] else sa.false()))
             if not entry[1]:
-                conds.append(images.c.status != "killed")
+                # killed images are left out, as in Glance; so is an image a delete set
+                # deleted or pending_delete but stopped before removing (docs/api.md)
+                conds.append(images.c.status.not_in(_NOT_LISTED_STATUSES))
         else:  # pragma: no cover - filter_plan makes no other entry
             raise AssertionError(f"unknown filter shape {entry!r}")
     return conds
@@ -262,8 +270,7 @@ def _visibility_condition(shape: tuple) -> sa.ColumnElement[bool] | None:
         members.c.image_id == images.c.id, live(members), members.c.member == owner
     )
     arms = [
-        # literals, not a value list: that would be an expanding (run-time) IN
-        images.c.visibility.in_(
+        images.c.visibility.in_(  # literals, as _NOT_LISTED_STATUSES
             [sa.literal(value, images.c.visibility.type) for value in ("public", "community")]
         ),
         sa.and_(images.c.visibility == "shared", sa.exists().where(live_member)),

@@ -4,6 +4,7 @@ deleted image still answers."""
 import uuid
 
 import pytest
+import requests
 
 pytestmark = pytest.mark.functional
 
@@ -123,10 +124,14 @@ def test_changes_since_lists_deleted_images(client):
 # --- delayed delete ------------------------------------------------------------------
 
 
-def test_delayed_delete_leaves_pending_delete_and_keeps_the_file(delayed):
+@pytest.mark.parametrize("stopped", [False, True], ids=["at-once", "after-a-stopped-delete"])
+def test_delayed_delete_leaves_pending_delete_and_keeps_the_file(delayed, stopped):
     data = b"scrub me later"
     image = delayed.upload(data)
     image_id = image["id"]
+    if stopped:  # a delete stopped half-way is finished for the scrubber
+        interrupt_delete(delayed, image_id, "pending_delete")
+        assert image_id not in listed_ids(delayed)
     assert delayed.delete(f"/images/{image_id}").status_code == 200
 
     meta = delayed.meta(image_id)
@@ -165,3 +170,41 @@ def test_delayed_delete_of_an_empty_active_image_is_deleted(delayed):
     assert image["status"] == "active"
     assert delayed.delete(f"/images/{image['id']}").status_code == 200
     assert delayed.status(image["id"]) == "deleted"
+
+
+# --- a delete stopped half-way ---------------------------------------------------------
+
+
+def interrupt_delete(api, image_id: str, status: str) -> None:
+    """What a v1 DELETE stopped between its two registry calls leaves: the status set,
+    the image not removed. The first call is made here straight to the registry."""
+    registry = api.deployment.registry.url
+    resp = requests.put(
+        f"{registry}/images/{image_id}", json={"image": {"status": status}}, timeout=10
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["image"]["deleted"] is False
+
+
+def listed_ids(api, path: str = "/images/detail") -> list[str]:
+    resp = api.get(path, params={"is_public": "none", "limit": 1000})
+    assert resp.status_code == 200, resp.text
+    return [image["id"] for image in resp.json()["images"]]
+
+
+def test_an_interrupted_delete_is_never_listed_and_a_repeated_delete_finishes_it(client):
+    image = client.upload(b"half deleted")
+    image_id = image["id"]
+    interrupt_delete(client, image_id, "deleted")
+    assert image_id not in listed_ids(client)
+    assert image_id not in listed_ids(client, "/images")
+
+    resp = client.delete(f"/images/{image_id}")
+    assert resp.status_code == 200, resp.text
+    meta = client.meta(image_id)
+    assert meta["x-image-meta-status"] == "deleted"
+    assert meta["x-image-meta-deleted"] == "True"
+    assert client.no_file_for(image_id)
+    again = client.delete(f"/images/{image_id}")
+    assert again.status_code == 404
+    assert f"Image {image_id} not found." in again.text

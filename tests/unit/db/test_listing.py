@@ -147,6 +147,16 @@ def test_killed_and_deleted_images_are_hidden_by_default(database, catalog):
     assert catalog["killed"] not in listed(database, ADMIN, {"deleted": False})
 
 
+@pytest.mark.parametrize("status", ["deleted", "pending_delete"])
+def test_an_image_a_delete_stopped_on_is_listed_only_by_changes_since(database, catalog, status):
+    # the status a v1 delete sets first, without the removal that follows it
+    database.image_update(ALICE, catalog["raw"], {"status": status})
+    assert catalog["raw"] not in listed(database, ALICE)
+    assert catalog["raw"] not in listed(database, ADMIN)
+    assert catalog["raw"] not in listed(database, ADMIN, {"deleted": True})
+    assert catalog["raw"] in listed(database, ALICE, {"changes_since": T0})
+
+
 def test_deleted_filter_lists_only_deleted_rows(database, catalog):
     database.image_destroy(ALICE, catalog["raw"])
     assert listed(database, ADMIN, {"deleted": True}) == {catalog["raw"]}
