@@ -52,6 +52,11 @@ class LimitExceeded(GlanceLiteError):
     message = "The request returned a 413 Request Entity Too Large."
 
 
+class URITooLong(GlanceLiteError):
+    status = 414
+    message = "The request URI is too long."
+
+
 class ServiceUnavailable(GlanceLiteError):
     status = 503
     message = "The request returned 503 Service Unavailable."
@@ -88,6 +93,7 @@ BY_STATUS = {
         Conflict,
         PreconditionFailed,
         LimitExceeded,
+        URITooLong,
         ServiceUnavailable,
     )
 }

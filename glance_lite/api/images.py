@@ -48,13 +48,11 @@ class ImagesController:
         return self._listing(req, detail=True)
 
     def _listing(self, req: webob.Request, *, detail: bool) -> webob.Response:
+        forwarded = serializers.parse_list_params(req.GET)  # checked here, then sent on
+        query = serializers.forwarded_query(req.environ.get("QUERY_STRING", ""), forwarded)
         # The registry's JSON goes through as it came (see RegistryClient.get_images_json).
-        document = self._repo(req).list(self._list_params(req), detail=detail)
+        document = self._repo(req).list(query, detail=detail)
         return webob.Response(body=document, content_type="application/json", charset=None)
-
-    @staticmethod
-    def _list_params(req: webob.Request) -> list[tuple[str, str]]:
-        return list(serializers.parse_list_params(req.GET).items())
 
     def meta(self, req: webob.Request, image_id: str) -> webob.Response:
         image = self._repo(req).get(image_id)

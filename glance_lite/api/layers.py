@@ -32,9 +32,9 @@ class PolicyLayer(Layer):
         if self.context.read_only:
             raise exceptions.Forbidden("Read-only access")
 
-    def list(self, params, *, detail: bool):
+    def list(self, query: str, *, detail: bool):
         self._enforce("get_images")
-        return self.inner.list(params, detail=detail)
+        return self.inner.list(query, detail=detail)
 
     def get(self, image_id: str) -> dict:
         self._enforce("get_image")
@@ -117,8 +117,8 @@ class ProtectionLayer(Layer):
             image = {**image, "properties": props}
         return image
 
-    def list(self, params, *, detail: bool) -> bytes:
-        document = self.inner.list(params, detail=detail)
+    def list(self, query: str, *, detail: bool) -> bytes:
+        document = self.inner.list(query, detail=detail)
         if not detail:
             return document  # a brief listing has no properties
         images = [self._readable(i) for i in json.loads(document)["images"]]

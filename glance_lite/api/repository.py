@@ -56,9 +56,10 @@ class ImageRepository:
 
     # --- metadata ------------------------------------------------------------------
 
-    def list(self, params: Iterable[tuple[str, str]], *, detail: bool) -> bytes:
-        """The listing as the JSON document glance-api answers: `{"images": [...]}`."""
-        return self.registry.get_images_json(self.context, params, detail=detail)
+    def list(self, query: str, *, detail: bool) -> bytes:
+        """The listing as the JSON document glance-api answers: `{"images": [...]}`.
+        `query` is the registry's query string, already encoded."""
+        return self.registry.get_images_json(self.context, query, detail=detail)
 
     def get(self, image_id: str) -> dict:
         try:

@@ -9,8 +9,9 @@ that same latin-1 form, so non-ASCII text survives a round trip through headers.
 
 import datetime
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote_to_bytes
 
 from glance_lite import exceptions, wsgi
 from glance_lite import image_meta as im
@@ -336,3 +337,27 @@ def _checked_filter(name: str, value: str) -> str:
     elif name in BOOL_FILTERS and value.lower() not in BOOL_FILTER_VALUES:
         raise exceptions.Invalid(f"Bad value passed to filter {name} got {value}")
     return value
+
+
+# What a forwarded query keeps as the client sent it: RFC 3986's query characters, '%'
+# included so that the client's escapes stay as they are (quote() also keeps letters,
+# digits and -._~). Anything else (raw non-ASCII bytes, spaces, '#', quotes) is escaped.
+_QUERY_SAFE = "!$'()*+,;=:@/?%"
+
+
+def forwarded_query(query_string: str, names: Collection[str]) -> str:
+    """The parameters `names` of a request's raw query string, as the client encoded
+    them (the last of repeated ones, as parse_list_params takes), for the registry.
+
+    Decoding and encoding the values again would not give the client's text back:
+    urlencode writes each `!` as `%21`, so a query glance-api accepted could grow past
+    the registry's URL limit. Kept as sent, it is never longer than what glance-api took,
+    and costs no encoding; only bytes that may not stand in a URL are escaped.
+    """
+    kept: dict[str, str] = {}
+    for segment in query_string.split("&"):
+        raw_name = segment.partition("=")[0].encode("latin-1")
+        name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode("utf-8", "replace")
+        if name in names:
+            kept[name] = segment
+    return "&".join(quote(segment.encode("latin-1"), safe=_QUERY_SAFE) for segment in kept.values())

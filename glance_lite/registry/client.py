@@ -31,6 +31,12 @@ from glance_lite.registry import headers
 
 LOG = logging.getLogger(__name__)
 
+# The longest request line glance-registry reads, `GET <path> HTTP/1.1` CRLF included
+# (eventlet's url_length_limit, kept by glance_lite.server): a line that long is answered
+# 414 before the registry's own code runs.
+REQUEST_LINE_LIMIT = 8192
+REQUEST_LINE_OVERHEAD = len("GET  HTTP/1.1\r\n")
+
 
 class RegistryClient:
     def __init__(
@@ -63,14 +69,24 @@ class RegistryClient:
 
     # --- images --------------------------------------------------------------------
 
-    def get_images_json(
-        self, context: RequestContext, params: Iterable[tuple[str, str]], *, detail: bool
-    ) -> bytes:
+    def get_images_json(self, context: RequestContext, query: str, *, detail: bool) -> bytes:
         """The registry's listing, `{"images": [...]}` as JSON bytes as it sent them, without
-        locations: what glance-api answers, so it need not be parsed and written again."""
+        locations: what glance-api answers, so it need not be parsed and written again.
+
+        `query` is the query string, already encoded (glance-api passes on its client's
+        own encoding). One too long for the registry's request line is a 414 here.
+        """
         path = "/images/detail" if detail else "/images"
+        if query:
+            path = f"{path}?{query}"
+            if len(path) + REQUEST_LINE_OVERHEAD >= REQUEST_LINE_LIMIT:
+                raise exceptions.URITooLong(
+                    f"The listing's query is too long for the image registry: {len(query)} "
+                    f"bytes once encoded; its request lines hold at most "
+                    f"{REQUEST_LINE_LIMIT - 1} bytes"
+                )
         extra = {headers.OMIT_LOCATIONS: "true"}
-        return self._call(context, "GET", path, params=list(params), extra=extra).content
+        return self._call(context, "GET", path, extra=extra).content
 
     def get_image(self, context: RequestContext, image_id: str) -> dict:
         resp = self._call(context, "GET", f"/images/{_segment(image_id)}")

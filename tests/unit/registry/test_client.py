@@ -63,13 +63,13 @@ def test_from_state_mismatch_is_a_conflict(client):
 
 
 def names(client, context, *, detail: bool) -> list[str]:
-    listing = json.loads(client.get_images_json(context, [], detail=detail))
+    listing = json.loads(client.get_images_json(context, "", detail=detail))
     return [i["name"] for i in listing["images"]]
 
 
 def test_registry_errors_keep_their_status_and_text(client):
     with pytest.raises(exceptions.Invalid, match="limit param must be an integer"):
-        client.get_images_json(ALICE, [("limit", "x")], detail=False)
+        client.get_images_json(ALICE, "limit=x", detail=False)
     with pytest.raises(exceptions.NotFound):
         client.get_image(BOB, client.add_image(ALICE, {"status": "queued"})["id"])
 
@@ -87,7 +87,7 @@ def test_a_wrong_secret_is_refused(sqlite_database):
         URL, secret="nope", send_identity_headers=True, session=session_for(app)
     )
     with pytest.raises(exceptions.NotAuthenticated):
-        client.get_images_json(ALICE, [], detail=False)
+        client.get_images_json(ALICE, "", detail=False)
 
 
 def test_members_and_shared_images(client):
@@ -170,3 +170,13 @@ def test_a_registry_that_answers_503_is_unavailable_with_its_own_explanation():
     assert caught.value.retry_after > 0
     assert not caught.value.maybe_applied  # it answered: nothing left undecided
     assert caught.value.detail == "Could not reach the image database: down"
+
+
+def test_a_listing_query_too_long_for_the_registry_is_a_414_before_sending(client):
+    query = "name=" + "x" * 8200
+    with pytest.raises(exceptions.URITooLong, match=r"too long for the image registry: 8205"):
+        client.get_images_json(ALICE, query, detail=True)
+
+
+def test_the_registrys_414_stays_a_414():
+    assert isinstance(exceptions.from_status(414, "Request URI Too Long"), exceptions.URITooLong)
