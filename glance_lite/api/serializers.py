@@ -343,6 +343,8 @@ def _checked_filter(name: str, value: str) -> str:
 # included so that the client's escapes stay as they are (quote() also keeps letters,
 # digits and -._~). Anything else (raw non-ASCII bytes, spaces, '#', quotes) is escaped.
 _QUERY_SAFE = "!$'()*+,;=:@/?%"
+# webob (so both services) splits a query string at `;` as well as `&`.
+_QUERY_SEPARATOR = re.compile("[&;]")
 
 
 def forwarded_query(query_string: str, names: Collection[str]) -> str:
@@ -355,7 +357,7 @@ def forwarded_query(query_string: str, names: Collection[str]) -> str:
     and costs no encoding; only bytes that may not stand in a URL are escaped.
     """
     kept: dict[str, str] = {}
-    for segment in query_string.split("&"):
+    for segment in _QUERY_SEPARATOR.split(query_string):
         raw_name = segment.partition("=")[0].encode("latin-1")
         name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode("utf-8", "replace")
         if name in names:
