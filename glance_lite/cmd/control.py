@@ -262,6 +262,8 @@ class Server:
         wait_for = self.opts.await_child or self.opts.start_timeout
         deadline = time.monotonic() + wait_for
         while time.monotonic() < deadline:
+            if not self.opts.await_child and self.port_file.exists():
+                return  # it listened: a death from now on is the respawn loop's to see
             code = proc.poll()
             if code is not None:
                 self.pid_file.unlink(missing_ok=True)

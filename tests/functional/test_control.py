@@ -184,7 +184,7 @@ def test_respawn_starts_a_killed_server_again_until_it_is_stopped(site):
         text=True,
     )  # fmt: skip
     try:
-        first = wait_for(lambda: site.healthy("api") and site.pid("api"), timeout=30)
+        first = wait_for(lambda: site.healthy("api") and site.pid_or_none("api"), timeout=30)
         os.kill(first, signal.SIGKILL)
         second = wait_for(
             lambda: (
@@ -200,6 +200,10 @@ def test_respawn_starts_a_killed_server_again_until_it_is_stopped(site):
         assert "Respawning glance-api" in out
         assert "Suppressed respawn as glance-api was deliberately stopped." in out
         assert gone(second)
+    except AssertionError:
+        keeper.kill()
+        out, _ = keeper.communicate()
+        raise AssertionError(f"glance-control --respawn said: {out}") from None
     finally:
         if keeper.poll() is None:
             keeper.kill()
