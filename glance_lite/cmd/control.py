@@ -35,6 +35,7 @@ MAX_DESCRIPTORS = 32768
 MAX_DATA = 2 << 30
 RESPAWN_BACKOFF_MAX = 60.0  # seconds between respawns of a server that keeps dying
 STABLE_AFTER = 30.0  # seconds a respawned server must live for its backoff to reset
+RESPAWN_POLL = 0.2  # seconds between looks at the servers --respawn keeps
 
 USAGE = f"""%(prog)s [options] <SERVER> <COMMAND> [CONFPATH]
 
@@ -169,6 +170,7 @@ class Server:
         self.name = name
         self.opts = opts
         self.pid_file = self._pid_file()
+        self.proc: subprocess.Popen | None = None  # the process this run started
 
     def _pid_file(self) -> Path:
         wanted = Path(self.opts.pid_file or Path(self.opts.run_dir) / f"{self.name}.pid")
@@ -219,7 +221,7 @@ class Server:
         if self.name in LISTENING:
             self.port_file.unlink(missing_ok=True)
             argv += ["--port-file", str(self.port_file)]
-        proc = self._launch(argv)
+        proc = self.proc = self._launch(argv)
         self.pid_file.write_text(f"{proc.pid}\n")
         self._wait_started(proc)
         return proc.pid
@@ -389,56 +391,53 @@ def raise_limits() -> None:
                 return
 
 
-def respawn(servers: dict[int, Server]) -> None:
+def respawn(servers: list[Server]) -> None:
     """Stay in the foreground and start again each server that dies while its pid file
     still names it; one that dies again soon after waits longer each time (up to
-    RESPAWN_BACKOFF_MAX). A server stopped through glance-control is left stopped."""
-    backoff = dict.fromkeys(servers.values(), 0.0)
-    started = {server: time.monotonic() for server in servers.values()}
-    while servers:
-        try:
-            pid, _ = os.wait()
-        except ChildProcessError:
-            return
-        server = servers.pop(pid, None)
-        if server is None:
-            continue
-        if server.pid() != pid:
-            print(f"Suppressed respawn as {server.name} was deliberately stopped.")
-            continue
-        if time.monotonic() - started[server] > STABLE_AFTER:
-            backoff[server] = 0.0
-        if backoff[server]:
-            print(f"{server.name} keeps dying: respawning it in {backoff[server]:g} s")
-            time.sleep(backoff[server])
-            if server.pid() != pid:  # stopped while we waited
-                print(f"Suppressed respawn as {server.name} was deliberately stopped.")
+    RESPAWN_BACKOFF_MAX). A server stopped through glance-control is left stopped.
+
+    Each server's process is watched through the Popen that started it (never
+    os.wait(), which would race with that object reaping its own child)."""
+    backoff = dict.fromkeys(servers, 0.0)
+    started = dict.fromkeys(servers, time.monotonic())
+    watched = list(servers)
+    while watched:
+        time.sleep(RESPAWN_POLL)
+        for server in list(watched):
+            if server.proc is None or server.proc.poll() is None:
                 continue
-        backoff[server] = min(max(1.0, backoff[server] * 2), RESPAWN_BACKOFF_MAX)
-        server.pid_file.unlink(missing_ok=True)
-        try:
-            new = server.start("Respawn")
-        except ControlError as err:
-            print(err, file=sys.stderr)
-            server.pid_file.write_text(f"{pid}\n")  # keep trying: it is still wanted
-            servers[pid] = server
-            continue
-        if new is not None:
+            pid = server.proc.pid
+            if server.pid() != pid:
+                print(f"Suppressed respawn as {server.name} was deliberately stopped.")
+                watched.remove(server)
+                continue
+            if time.monotonic() - started[server] > STABLE_AFTER:
+                backoff[server] = 0.0
+            if backoff[server]:
+                print(f"{server.name} keeps dying: respawning it in {backoff[server]:g} s")
+                time.sleep(backoff[server])
+                if server.pid() != pid:  # stopped while we waited
+                    print(f"Suppressed respawn as {server.name} was deliberately stopped.")
+                    watched.remove(server)
+                    continue
+            backoff[server] = min(max(1.0, backoff[server] * 2), RESPAWN_BACKOFF_MAX)
+            server.pid_file.unlink(missing_ok=True)
+            try:
+                server.start("Respawn")
+            except ControlError as err:
+                print(err, file=sys.stderr)
+                # still wanted: the next look finds it dead again, and waits longer
+                server.pid_file.write_text(f"{server.proc.pid}\n")
             started[server] = time.monotonic()
-            servers[new] = server
 
 
 def run(opts: Options) -> int:
     servers = [Server(name, opts) for name in opts.servers]
     code = 0
     if opts.command == "start":
-        children = {}
-        for server in servers:
-            pid = server.start()
-            if pid is not None:
-                children[pid] = server
+        started = [server for server in servers if server.start() is not None]
         if opts.respawn:
-            respawn(children)
+            respawn(started)
     elif opts.command == "status":
         code = 0 if all([server.status() for server in servers]) else 3
     elif opts.command in ("stop", "shutdown"):
@@ -456,6 +455,8 @@ def run(opts: Options) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # a line at a time, also into a pipe or a log: --respawn runs for as long as the server
+    sys.stdout.reconfigure(line_buffering=True)
     try:
         opts = parse(sys.argv[1:] if argv is None else argv)
         code = run(opts)
