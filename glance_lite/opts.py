@@ -61,6 +61,15 @@ server_opts = [
         help="Seconds to wait for a client to send data before dropping it; 0 waits forever.",
     ),
     cfg.IntOpt(
+        "upload_discard_limit",
+        default=16 * 1024 * 1024,
+        min=0,
+        help="A request refused before its body was read (an upload over the size cap, "
+        "a 401, 404, ...) is answered at once and its connection closed instead of "
+        "reading the rest of a large body; while it closes, at most this many more bytes "
+        "are read and dropped, so that a client still sending gets to read the answer.",
+    ),
+    cfg.IntOpt(
         "graceful_shutdown_timeout",
         default=60,
         min=0,
@@ -262,14 +271,6 @@ image_opts = [
         default="roles",
         choices=("roles", "policies"),
         help="How property_protection_file names who may act: roles or policy rules.",
-    ),
-    cfg.IntOpt(
-        "upload_discard_limit",
-        default=16 * 1024 * 1024,
-        min=0,
-        help="After refusing an upload part-way (413, 400), read at most this many more "
-        "bytes of the body, so that a client still sending sees the answer, then close "
-        "the connection instead of reading the rest.",
     ),
     cfg.IntOpt(
         "upload_chunk_size",

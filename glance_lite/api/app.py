@@ -115,7 +115,6 @@ def v1_app_factory(global_conf, **local_conf):
         disk_formats=tuple(conf.image_format.disk_formats),
         container_formats=tuple(conf.image_format.container_formats),
         upload_chunk_size=conf.upload_chunk_size,
-        upload_discard_limit=conf.upload_discard_limit,
         max_json_body=conf.max_json_body_size,
     )
 
@@ -134,7 +133,6 @@ def make_app(
     disk_formats: tuple[str, ...],
     container_formats: tuple[str, ...],
     upload_chunk_size: int,
-    upload_discard_limit: int,
     max_json_body: int,
 ) -> wsgi.Router:
     """The v1 router (without the context filter in front of it), from plain values."""
@@ -164,6 +162,6 @@ def make_app(
         container_formats=container_formats,
         store_schemes=stores.schemes,
         size_cap=size_cap,
-        reader=bodies.BodyReader(chunk_size=upload_chunk_size, discard_limit=upload_discard_limit),
+        reader=bodies.BodyReader(chunk_size=upload_chunk_size),
     )
     return make_router(images, MembersController(make_repo, max_json_body=max_json_body))

@@ -82,21 +82,20 @@ class ImagesController:
     # --- writing ------------------------------------------------------------------
 
     def create(self, req: webob.Request) -> webob.Response:
-        with self.reader.abandoning_body_on_error(req):
-            headers = serializers.request_headers(req.environ)
-            meta = self._parse(headers)
-            repo = self._repo(req)
-            body = serializers.has_body(req.method, headers)
-            self._check_sources(meta)
-            if body:
-                repo.check_upload()
-            store = self._store(meta)
-            record = {k: v for k, v in meta.items() if k not in NOT_STORED}
-            record["status"] = "active" if meta.get("size") == 0 else "queued"
-            record.setdefault("size", 0)
-            image = repo.create(record)
-            if body:
-                image = self._upload(req, repo, image, store)
+        headers = serializers.request_headers(req.environ)
+        meta = self._parse(headers)
+        repo = self._repo(req)
+        body = serializers.has_body(req.method, headers)
+        self._check_sources(meta)
+        if body:
+            repo.check_upload()
+        store = self._store(meta)
+        record = {k: v for k, v in meta.items() if k not in NOT_STORED}
+        record["status"] = "active" if meta.get("size") == 0 else "queued"
+        record.setdefault("size", 0)
+        image = repo.create(record)
+        if body:
+            image = self._upload(req, repo, image, store)
         headers = {"Location": f"{req.application_url}/images/{image['id']}"}
         if image.get("checksum"):
             headers["ETag"] = image["checksum"]
@@ -104,26 +103,25 @@ class ImagesController:
         return wsgi.json_response(body_json, status=201, headers=headers)
 
     def update(self, req: webob.Request, image_id: str) -> webob.Response:
-        with self.reader.abandoning_body_on_error(req):
-            headers = serializers.request_headers(req.environ)
-            meta = self._parse(headers)
-            repo = self._repo(req)
-            body = serializers.has_body(req.method, headers)
-            if body:
-                repo.check_upload()
-            image = repo.get(image_id)
-            check_update_allowed(from_environ(req.environ), image, meta)
-            if body and image["status"] != "queued":
-                raise exceptions.Conflict("Cannot upload to an unqueued image")
-            self._check_sources(meta)
-            store = self._store(meta)
-            changes = {k: v for k, v in meta.items() if k not in NOT_STORED}
-            purge = _purging(req, body)
-            if not changes["properties"] and not purge:
-                del changes["properties"]
-            image = repo.update(image, changes, purge_props=purge)
-            if body:
-                image = self._upload(req, repo, image, store)
+        headers = serializers.request_headers(req.environ)
+        meta = self._parse(headers)
+        repo = self._repo(req)
+        body = serializers.has_body(req.method, headers)
+        if body:
+            repo.check_upload()
+        image = repo.get(image_id)
+        check_update_allowed(from_environ(req.environ), image, meta)
+        if body and image["status"] != "queued":
+            raise exceptions.Conflict("Cannot upload to an unqueued image")
+        self._check_sources(meta)
+        store = self._store(meta)
+        changes = {k: v for k, v in meta.items() if k not in NOT_STORED}
+        purge = _purging(req, body)
+        if not changes["properties"] and not purge:
+            del changes["properties"]
+        image = repo.update(image, changes, purge_props=purge)
+        if body:
+            image = self._upload(req, repo, image, store)
         headers = {"ETag": image["checksum"]} if image.get("checksum") else None
         return wsgi.json_response({"image": serializers.image_to_json(image)}, headers=headers)
 
@@ -186,7 +184,8 @@ class ImagesController:
         return repo.upload(
             image,
             self.reader.chunks(req),
-            declared_size=image.get("size") or None,
+            # a Content-Length counts as declared: an over-quota one is refused at once
+            declared_size=image.get("size") or req.content_length or None,
             declared_checksum=image.get("checksum"),
             store_scheme=store,
         )

@@ -25,6 +25,7 @@ class ServerOptions:
         self.keepalive = conf.http_keepalive
         self.client_socket_timeout = conf.client_socket_timeout or None
         self.grace = conf.graceful_shutdown_timeout
+        self.discard_limit = conf.upload_discard_limit
         self.port_file = conf.port_file
 
     def binding(self):

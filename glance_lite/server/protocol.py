@@ -1,17 +1,24 @@
 """One HTTP connection: eventlet's protocol with what glance-lite adds to it, and the
 wrapping that lets an app's file answer go out by sendfile().
 
-The additions: x-image-meta-* / x-glance-* headers spelled with `_` are recovered, an
-app may ask for the connection to close after its answer instead of draining the rest
-of the request body, a FileWrapper body of declared length goes by sendfile(), and the
-access log line counts the bytes so sent (eventlet's own line, which would not, is off).
+The additions: a request whose body framing is ambiguous (see framing_problem()) is
+refused and its connection closed, so that nothing after its headers is ever read as
+another request; x-image-meta-* / x-glance-* headers spelled with `_` are recovered; a
+request body the app left unread is not read to its end when it is large (see
+Protocol.settle_body()); a FileWrapper body of declared length goes by sendfile(), and
+the access log line counts the bytes so sent (eventlet's own line, which would not, is
+off).
 """
 
 import contextlib
+import dataclasses
 import logging
+import re
+import socket
 import time
 from collections.abc import Callable
 
+import eventlet
 import eventlet.wsgi
 import webob.exc
 
@@ -22,6 +29,8 @@ from glance_lite.server import sendfile
 # x-image-meta-disk_format) are recovered from eventlet's raw header list.
 RECOVERED_PREFIXES = ("x-image-meta-", "x-glance-")
 HEADER_CONFLICT = "glance_lite.header_conflict"
+FRAMING_PROBLEM = "glance_lite.framing_problem"  # (status, explanation), from the Protocol
+SETTLE_BODY = "glance_lite.settle_body"  # the Protocol's settle_body, for serving()
 # environ key of the Protocol's sendfile(filelike, count), for serving() (not for apps)
 SENDFILE = "glance_lite.sendfile"
 APP_STATUS = "glance_lite.status"  # the status the app gave, for the access log
@@ -51,15 +60,98 @@ def recover_underscore_headers(environ) -> None:
             )
 
 
+# Transfer codings a client may name (RFC 9110's registry); only a single final
+# "chunked" is served. Any other name is a coding this server does not know: 501.
+KNOWN_CODINGS = frozenset(
+    {"chunked", "compress", "deflate", "gzip", "identity", "trailers", "x-compress", "x-gzip"}
+)
+DIGITS = re.compile(r"[0-9]+")
+
+
+def framing_problem(headers, request_version: str) -> tuple[int, str] | None:
+    """Why the body of a request with these headers (an email.message.Message, as
+    eventlet parsed them) cannot be framed without doubt, as (status, explanation);
+    None when it can.
+
+    Two readers of one request must never disagree on where its body ends, or the bytes
+    after it can pass as a request of their own (request smuggling). So the only framings
+    taken are a single Content-Length of plain digits, or a Transfer-Encoding that is
+    exactly one "chunked" (eventlet refuses the two together). A header line the parser
+    could not read hides every header after it: that is refused too.
+    """
+    if headers.defects:
+        return 400, "Malformed header line: a header name must be followed by ':'."
+    lengths = headers.get_all("Content-Length")
+    if lengths is not None:
+        if len(lengths) > 1:
+            return 400, "Content-Length was sent more than once."
+        value = lengths[0].strip(" \t")
+        if not DIGITS.fullmatch(value):
+            return 400, f"Content-Length must be a number of plain digits, not '{value}'."
+    encodings = headers.get_all("Transfer-Encoding")
+    if encodings is not None:
+        codings = [c.strip(" \t").lower() for c in ",".join(encodings).split(",")]
+        unknown = [c for c in codings if c and c not in KNOWN_CODINGS]
+        if unknown:
+            return 501, f"Transfer-Encoding '{unknown[0]}' is not implemented."
+        if codings != ["chunked"] or request_version != "HTTP/1.1":
+            return 400, (
+                f"Transfer-Encoding '{', '.join(encodings)}' is not supported: send the "
+                f"body with a Content-Length, or with 'Transfer-Encoding: chunked' "
+                f"alone (HTTP/1.1)."
+            )
+    return None
+
+
+HEX = re.compile(rb"[0-9a-fA-F]+")
+
+
+def chunked_body_end(data: bytes) -> int | None:
+    """Where a whole chunked body that starts `data` ends, or None when `data` holds no
+    whole one in the plainest spelling (CRLF line ends, no spaces), which eventlet reads
+    alike."""
+    pos = 0
+    size = None
+    while size != 0:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        line = data[pos:eol].split(b";", 1)[0]
+        if not HEX.fullmatch(line):
+            return None
+        size = int(line, 16)
+        pos = eol + 2
+        if size:
+            if data[pos + size : pos + size + 2] != b"\r\n":
+                return None
+            pos += size + 2
+    while True:  # trailer lines, up to an empty one
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        if eol == pos:
+            return pos + 2
+        pos = eol + 2
+
+
 def serving(app):
-    """`app` as the server runs it: a request recover_underscore_headers() marked gets
-    its 400 before any filter; a FileWrapper answer with a Content-Length is told it may
-    send its body with sendfile() (see FileWrapper)."""
+    """`app` as the server runs it: a request whose framing the Protocol refused gets its
+    400 (or 501), one recover_underscore_headers() marked its 400, before any filter; a
+    FileWrapper answer with a Content-Length is told it may send its body with
+    sendfile() (see FileWrapper)."""
 
     def call(environ, start_response):
-        problem = environ.get(HEADER_CONFLICT)
-        if problem:
-            return webob.exc.HTTPBadRequest(explanation=problem)(environ, start_response)
+        refusal = _refusal(environ)
+        if refusal is not None:
+            result = refusal(environ, start_response)
+        else:
+            result = answer_with_sendfile(environ, start_response)
+        settle = environ.get(SETTLE_BODY)
+        if settle is not None:
+            settle()
+        return result
+
+    def answer_with_sendfile(environ, start_response):
         answer: list = []
 
         def noting_start_response(status, headers, exc_info=None):
@@ -76,6 +168,17 @@ def serving(app):
         return result
 
     return call
+
+
+def _refusal(environ) -> webob.exc.HTTPException | None:
+    refused = environ.get(FRAMING_PROBLEM)
+    if refused:
+        status, explanation = refused
+        return webob.exc.status_map[status](explanation=explanation)
+    problem = environ.get(HEADER_CONFLICT)
+    if problem:
+        return webob.exc.HTTPBadRequest(explanation=problem)
+    return None
 
 
 def _sendable_length(environ, status: str, headers) -> int | None:
@@ -122,21 +225,116 @@ class FileWrapper:
             close()
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one connection may take of the server (ServerOptions has the options).
+
+    discard_limit: bytes of a refused request's body read while its connection closes.
+    """
+
+    discard_limit: int = 16 << 20
+
+
+# A body the app left unread is read to its end after the answer (the connection then
+# stays open) when at most this much of it is left; a larger one closes the connection.
+SMALL_BODY = 64 << 10
+LINGER_SECONDS = 2.0  # how long a closing connection goes on reading (discarding)
+
+
 class Protocol(eventlet.wsgi.HttpProtocol):
-    """eventlet's protocol, plus the header recovery, a way for the app to say "close
-    this connection after the response" instead of draining the body, sendfile() for
-    FileWrapper bodies, and the access log line."""
+    """eventlet's protocol, plus the framing checks, the header recovery, the settling of
+    a body the app left unread, sendfile() for FileWrapper bodies, and the access log
+    line. `configured(limits)` gives the class a server runs."""
+
+    limits = Limits()
+    _linger = False  # close by way of linger(): set for one request, ends the connection
+
+    @classmethod
+    def configured(cls, limits: Limits) -> type:
+        return type(cls.__name__, (cls,), {"limits": limits})
 
     def get_environ(self, *args, **kwargs):
         environ = super().get_environ(*args, **kwargs)
+        problem = framing_problem(self.headers, self.request_version)
+        if problem is not None:
+            environ[FRAMING_PROBLEM] = problem
+            self._close_after_response()
         recover_underscore_headers(environ)
         environ[wsgi.CLOSE_CONNECTION_HOOK] = self._close_after_response
         environ["wsgi.file_wrapper"] = FileWrapper
         environ[SENDFILE] = self._sendfile
+        environ[SETTLE_BODY] = self.settle_body
         return environ
 
     def _close_after_response(self):
         self.close_connection = 1
+        self._linger = True
+
+    def settle_body(self) -> None:
+        """Called by serving() once the app has answered, before the answer goes out:
+        what becomes of the request body the app did not read.
+
+        A body read to its end, or one of at most SMALL_BODY bytes still to come, keeps
+        the connection (eventlet reads the rest after the answer). Any other (a large
+        declared length, a chunked body not at its end, one whose client still waits
+        for "100 Continue") is never read: the answer says "Connection: close" and goes
+        out at once, and linger() then ends the connection. A client that sent headers
+        and a little of a huge body gets its refusal at once, not when its socket times
+        out.
+        """
+        body = self.environ["eventlet.input"]
+        if body.chunked_input:
+            if body.chunk_length == 0 or self._read_buffered_chunks(body):
+                return  # read to its last chunk
+        else:
+            left = (body.content_length or 0) - body.position
+            if left <= 0 or (left <= SMALL_BODY and not body.should_send_hundred_continue):
+                return
+        self._close_after_response()
+
+    def _read_buffered_chunks(self, body) -> bool:
+        """Read a chunked body the app never touched when all of it has already arrived
+        (a small refused body, and maybe a request pipelined after it): whether it was.
+        Only what the connection holds without waiting is looked at."""
+        if body.chunk_length != -1 or body.should_send_hundred_continue:
+            return False
+        sock = self.connection
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            arrived = self.rfile.peek(SMALL_BODY)
+        except OSError:
+            return False
+        finally:
+            sock.settimeout(timeout)
+        if chunked_body_end(arrived[:SMALL_BODY]) is None:
+            return False
+        while body.read(SMALL_BODY):
+            pass
+        return body.chunk_length == 0
+
+    def finish(self):
+        if self._linger:
+            self.linger()
+        super().finish()
+
+    def linger(self) -> None:
+        """End the connection so that the client reads the whole answer: tell it no more
+        is coming (shutdown for writing), then read and drop what it still sends, at most
+        limits.discard_limit bytes for at most LINGER_SECONDS, before closing. Closing
+        at once with unread bytes would reset the connection, and a reset can destroy
+        the answer before the client reads it."""
+        sock = self.connection
+        left = self.limits.discard_limit
+        buffer = bytearray(min(left, 64 << 10) or 1)
+        with contextlib.suppress(OSError), eventlet.Timeout(LINGER_SECONDS, False):
+            self.wfile.flush()
+            sock.shutdown(socket.SHUT_WR)
+            while left > 0:
+                got = sock.recv_into(buffer, min(left, len(buffer)))
+                if not got:
+                    return
+                left -= got
 
     def handle_one_response(self):
         start = time.time()

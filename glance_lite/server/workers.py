@@ -42,7 +42,7 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
         eventlet.wsgi.server,
         sock,
         protocol.serving(app),
-        protocol=protocol.Protocol,
+        protocol=protocol.Protocol.configured(protocol.Limits(discard_limit=opts.discard_limit)),
         custom_pool=eventlet.GreenPool(POOL_SIZE),
         log=logging.getLogger(protocol.ACCESS_LOG),
         log_output=False,  # the Protocol writes the access log line

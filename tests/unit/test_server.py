@@ -1,5 +1,7 @@
 """The server module's request plumbing that runs before any filter, and its tuning."""
 
+import http.client
+import io
 import os
 
 import pytest
@@ -116,3 +118,50 @@ def test_sendfile_on_something_not_a_file_is_not_held_back(monkeypatch):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def parsed_headers(*lines: str):
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return http.client.parse_headers(io.BytesIO(raw))
+
+
+@pytest.mark.parametrize(
+    ("lines", "status"),
+    [
+        (["Content-Length: 12"], None),
+        (["Transfer-Encoding: chunked"], None),
+        (["Transfer-Encoding:  Chunked "], None),
+        (["Content-Length: 1", "Content-Length: 1"], 400),
+        (["Content-Length: +1"], 400),
+        (["Content-Length: \xb2"], 400),
+        (["Transfer-Encoding: identity"], 400),
+        (["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"], 400),
+        (["Transfer-Encoding: chunked,"], 400),
+        (["Transfer-Encoding: x-custom"], 501),
+        (["Transfer-Encoding : chunked", "Content-Length: 3"], 400),
+    ],
+)
+def test_only_unambiguous_body_framing_is_taken(lines, status):
+    problem = protocol.framing_problem(parsed_headers("Host: x", *lines), "HTTP/1.1")
+    assert (problem and problem[0]) == status, problem
+
+
+def test_chunked_is_refused_from_an_http_1_0_client():
+    headers = parsed_headers("Transfer-Encoding: chunked")
+    assert protocol.framing_problem(headers, "HTTP/1.0")[0] == 400
+
+
+@pytest.mark.parametrize(
+    ("data", "end"),
+    [
+        (b"5\r\nhello\r\n0\r\n\r\nGET /", 15),
+        (b"5;ext=1\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n", 35),
+        (b"5\r\nhello\r\n0\r\n", None),
+        (b"5\r\nhell", None),
+        (b" 5\r\nhello\r\n0\r\n\r\n", None),
+        (b"5\nhello\r\n0\r\n\r\n", None),
+        (b"5\r\nhelloXX0\r\n\r\n", None),
+    ],
+)
+def test_a_whole_chunked_body_is_found_only_in_its_plainest_spelling(data, end):
+    assert protocol.chunked_body_end(data) == end

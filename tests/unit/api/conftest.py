@@ -55,7 +55,6 @@ class Api:
             "disk_formats": DISK_FORMATS,
             "container_formats": CONTAINER_FORMATS,
             "upload_chunk_size": 4096,
-            "upload_discard_limit": 1 << 20,
             "max_json_body": 1 << 20,
         }
         settings.update(options)
