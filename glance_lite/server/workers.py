@@ -32,6 +32,8 @@ LOG = logging.getLogger(__name__)
 
 POOL_SIZE = 1000  # green threads per serving process, as Glance
 RESPAWN_BACKOFF = 1.0  # seconds before respawning a child that died right after starting
+CONTROL_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | None = None) -> None:
@@ -179,7 +181,15 @@ class AppHolder:
 
 
 class Supervisor:
-    """The parent of `workers` forked children: respawns, reloads and stops them."""
+    """The parent of `workers` forked children: respawns, reloads and stops them.
+
+    A stop (SIGTERM, SIGINT) never starts a worker. systemd and glance-control signal the
+    whole process group, so the workers get the signal with the supervisor and exit on
+    their own: the handler marks the stop at once (`stopping`), before the loop could take
+    those exits for deaths to make up for. Signals are blocked around each fork, so that a
+    new child cannot take one meant for it while it still runs the supervisor's handlers;
+    it gets it once its own are in place.
+    """
 
     def __init__(self, service: Service, sock, opts: ServerOptions):
         self.service = service
@@ -188,29 +198,45 @@ class Supervisor:
         self.children: dict[int, float] = {}  # pid -> start time, current generation
         self.retiring: set[int] = set()  # old generation, draining
         self.pending: list[int] = []  # signals received, handled in the loop
+        self.stopping = False
+
+    def _on_signal(self, signum: int, frame) -> None:
+        if signum in STOP_SIGNALS:
+            self.stopping = True
+        self.pending.append(signum)
 
     def run(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, lambda s, f: self.pending.append(s))
+        for sig in CONTROL_SIGNALS:
+            signal.signal(sig, self._on_signal)
         for _ in range(self.opts.workers):
             self.spawn()
         while True:
-            self.reap()
             while self.pending:
                 sig = self.pending.pop(0)
-                if sig == signal.SIGHUP:
-                    self.reload()
-                else:
+                if sig in STOP_SIGNALS:
                     self.shutdown(sig)
                     return
+                self.reload()
+            self.reap()
             time.sleep(0.05)
 
     def spawn(self) -> None:
-        pid = os.fork()
-        if pid:
-            self.children[pid] = time.monotonic()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)
+        try:
+            pid = None if self.stopping else os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            raise
+        if pid != 0:  # the supervisor, stopping or with a new child
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            if pid:
+                self.children[pid] = time.monotonic()
             return
         try:
+            for sig in CONTROL_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            # A stop that came during the fork ends this worker now, as it would later.
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self._child()
         except SystemExit as exc:
             os._exit(exc.code if isinstance(exc.code, int) else 1)
@@ -220,8 +246,6 @@ class Supervisor:
         os._exit(0)
 
     def _child(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
         eventlet.hubs.use_hub()  # a fresh hub: the parent's epoll must not be shared
         app = self.service.load_app()
         LOG.info("%s worker %d serving", self.service.name, os.getpid())
@@ -241,10 +265,12 @@ class Supervisor:
             started = self.children.pop(pid, None)
             if started is None:
                 continue
+            if self.stopping:
+                continue
             LOG.error("worker %d died (status %d); starting another", pid, status)
             if time.monotonic() - started < RESPAWN_BACKOFF:
                 time.sleep(RESPAWN_BACKOFF)
-            self.spawn()
+            self.spawn()  # which a stop during the sleep turns into nothing
 
     def reload(self) -> None:
         try:
