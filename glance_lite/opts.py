@@ -61,6 +61,31 @@ server_opts = [
         help="Seconds to wait for a client to send data before dropping it; 0 waits forever.",
     ),
     cfg.IntOpt(
+        "client_header_timeout",
+        default=60,
+        min=0,
+        help="Seconds a client has to send a request's line and headers, counted from "
+        "when the server starts waiting for it (the connection opened, or the previous "
+        "answer went out); then the connection is closed. Also how long a kept-alive "
+        "connection may stay idle. 0: no limit (client_socket_timeout alone).",
+    ),
+    cfg.IntOpt(
+        "client_body_timeout",
+        default=60,
+        min=0,
+        help="While a request body is read: seconds without receiving a byte of it after "
+        "which the request fails and the connection is closed (an upload then ends "
+        "killed). 0: client_socket_timeout alone.",
+    ),
+    cfg.IntOpt(
+        "max_client_connections",
+        default=1000,
+        min=1,
+        help="Client connections each worker serves at once. When a new one comes and "
+        "the bound is reached, the worker closes its longest-open idle connection to "
+        "make room, or, when none is idle, answers the new one 503 at once.",
+    ),
+    cfg.IntOpt(
         "upload_discard_limit",
         default=16 * 1024 * 1024,
         min=0,

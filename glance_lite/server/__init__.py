@@ -6,6 +6,8 @@
 - protocol.py: one HTTP connection: eventlet's protocol with our additions, and how an
   app's answer is sent (a file body by sendfile());
 - sendfile.py: the sendfile() loop and its readahead;
+- connections.py: the bound on a worker's connections, which keeps answering when
+  reached;
 - workers.py: serving in one process or in forked workers under a supervisor, and the
   signals that reload or stop them.
 

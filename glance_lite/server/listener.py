@@ -26,6 +26,11 @@ class ServerOptions:
         self.client_socket_timeout = conf.client_socket_timeout or None
         self.grace = conf.graceful_shutdown_timeout
         self.discard_limit = conf.upload_discard_limit
+        self.header_timeout = conf.client_header_timeout or None
+        # the body's timeout never waits longer than the connection's own
+        waits = [t for t in (conf.client_body_timeout, conf.client_socket_timeout) if t]
+        self.body_timeout = min(waits) if conf.client_body_timeout else None
+        self.max_connections = conf.max_client_connections
         self.port_file = conf.port_file
 
     def binding(self):

@@ -229,10 +229,20 @@ class FileWrapper:
 class Limits:
     """What one connection may take of the server (ServerOptions has the options).
 
-    discard_limit: bytes of a refused request's body read while its connection closes.
+    discard_limit: bytes of a refused request's body read while its connection closes;
+    header_timeout: seconds from when a request is awaited to the end of its headers;
+    body_timeout: seconds a read of a request body may wait without a byte arriving.
+    None: no limit of that kind.
     """
 
     discard_limit: int = 16 << 20
+    header_timeout: float | None = None
+    body_timeout: float | None = None
+
+
+class HeaderDeadline(TimeoutError):
+    """A request's line and headers did not all arrive in time. A TimeoutError, which
+    eventlet's server takes for a connection timing out: closed, quietly."""
 
 
 # A body the app left unread is read to its end after the answer (the connection then
@@ -248,13 +258,44 @@ class Protocol(eventlet.wsgi.HttpProtocol):
 
     limits = Limits()
     _linger = False  # close by way of linger(): set for one request, ends the connection
+    _deadline: eventlet.Timeout | None = None  # the header deadline, while one runs
+    _body_timeout_set = False  # the socket's timeout is the body's until the next request
 
     @classmethod
     def configured(cls, limits: Limits) -> type:
         return type(cls.__name__, (cls,), {"limits": limits})
 
+    def handle_one_request(self):
+        """One request, its line and headers within limits.header_timeout (eventlet's
+        own timeout applies to each read, so a client sending a byte now and then was
+        never dropped). A timer, not a watcher: a few microseconds a request."""
+        if self._body_timeout_set:
+            self.connection.settimeout(self.server.socket_timeout)
+            self._body_timeout_set = False
+        if self.limits.header_timeout is None:
+            return super().handle_one_request()
+        self._deadline = eventlet.Timeout(self.limits.header_timeout, HeaderDeadline())
+        try:
+            return super().handle_one_request()
+        finally:
+            self._stop_deadline()
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
     def get_environ(self, *args, **kwargs):
+        self._stop_deadline()  # the headers are in
         environ = super().get_environ(*args, **kwargs)
+        body_timeout = self.limits.body_timeout
+        if body_timeout is not None and (
+            self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length")
+        ):
+            # reads of the body (and the short answer to a request with one) wait at most
+            # this long for each piece; the next request gets the usual timeout back
+            self.connection.settimeout(body_timeout)
+            self._body_timeout_set = True
         problem = framing_problem(self.headers, self.request_version)
         if problem is not None:
             environ[FRAMING_PROBLEM] = problem

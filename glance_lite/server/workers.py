@@ -26,11 +26,11 @@ import eventlet.wsgi
 from eventlet.hubs import trampoline
 
 from glance_lite.server import protocol
+from glance_lite.server.connections import ConnectionPool
 from glance_lite.server.listener import ServerOptions, bind, report_port
 
 LOG = logging.getLogger(__name__)
 
-POOL_SIZE = 1000  # green threads per serving process, as Glance
 RESPAWN_BACKOFF = 1.0  # seconds before respawning a child that died right after starting
 CONTROL_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -44,8 +44,14 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
         eventlet.wsgi.server,
         sock,
         protocol.serving(app),
-        protocol=protocol.Protocol.configured(protocol.Limits(discard_limit=opts.discard_limit)),
-        custom_pool=eventlet.GreenPool(POOL_SIZE),
+        protocol=protocol.Protocol.configured(
+            protocol.Limits(
+                discard_limit=opts.discard_limit,
+                header_timeout=opts.header_timeout,
+                body_timeout=opts.body_timeout,
+            )
+        ),
+        custom_pool=ConnectionPool(opts.max_connections),
         log=logging.getLogger(protocol.ACCESS_LOG),
         log_output=False,  # the Protocol writes the access log line
         keepalive=opts.keepalive,
