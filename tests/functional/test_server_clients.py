@@ -159,3 +159,16 @@ def test_with_every_connection_busy_a_new_one_gets_503_at_once(deploy):
         for sock in uploads:
             sock.close()
     wait_for(lambda: answered(api))
+
+
+def test_a_stalled_json_body_is_a_400_not_a_500(api):
+    registry = api.deployment.registry
+    with connect(registry.port) as sock:
+        sock.sendall(
+            b"POST /images HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 200\r\n\r\n{"image": '
+        )
+        head, rest = read_response(sock, deadline=BODY_TIMEOUT + 5)
+    assert head.startswith(b"HTTP/1.1 400"), (head, rest)
+    assert b"could not be read to its end" in rest
+    assert "Traceback" not in registry.log()
