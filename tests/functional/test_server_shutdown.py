@@ -4,6 +4,8 @@ process group at once (as systemd and glance-control send it)."""
 
 import os
 import signal
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,23 @@ def test_the_api_stops_cleanly_when_the_group_gets_sigterm(tmp_path):
         start_and_stop("glance-api", conf, api_dir, 2, True)
     finally:
         registry.stop()
+
+
+def test_a_request_that_never_ends_does_not_hold_a_group_stop_past_the_grace(tmp_path):
+    conf = registry_conf(tmp_path, workers=2, graceful_shutdown_timeout=GRACE)
+    db_sync(conf)
+    server = ServerProcess("glance-registry", conf, tmp_path).start()
+    try:
+        wait_for(lambda: len(children(server.proc.pid)) == 2)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"POST /images HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+            time.sleep(0.3)  # a worker is reading the body, which never comes
+            start = time.monotonic()
+            os.killpg(server.proc.pid, signal.SIGTERM)
+            assert server.proc.wait(GRACE + 10) == 0
+            wait_for(lambda: group_gone(server.proc.pid), timeout=5)
+            assert time.monotonic() - start < GRACE + 3
+        assert "requests still in flight" in server.log()
+    finally:
+        if not group_gone(server.proc.pid):
+            os.killpg(server.proc.pid, signal.SIGKILL)
