@@ -447,3 +447,62 @@ def register_policy_opts(conf: cfg.ConfigOpts) -> None:
 
 def register_store_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(store_opts, group=STORE_GROUP)
+
+
+scrubber_opts = [
+    cfg.IntOpt(
+        "wakeup_time",
+        default=300,
+        min=1,
+        help="Seconds between two passes of glance-scrubber --daemon.",
+    ),
+    cfg.IntOpt(
+        "scrub_time",
+        default=0,
+        min=0,
+        help="Seconds an image stays pending_delete, its data kept, before glance-scrubber "
+        "removes the data (0: on the next pass).",
+    ),
+    cfg.IntOpt(
+        "scrub_pool_size",
+        default=1,
+        min=1,
+        help="Images glance-scrubber scrubs at the same time.",
+    ),
+]
+
+scrubber_cli_opts = [
+    cfg.BoolOpt(
+        "daemon",
+        short="D",
+        default=False,
+        help="Run a pass every wakeup_time seconds until stopped, instead of one pass.",
+    ),
+    cfg.StrOpt(
+        "restore",
+        metavar="IMAGE_ID",
+        help="Bring this pending_delete image back to active, with its data, and exit.",
+    ),
+]
+
+
+def register_scrubber_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_cli_opts(scrubber_cli_opts)
+    register_listed(conf, list_scrubber_opts())
+
+
+def list_scrubber_opts():
+    return [
+        (
+            "DEFAULT",
+            [
+                *scrubber_opts,
+                *registry_client_opts,
+                registry_secret_opt,
+                metadata_encryption_key_opt,
+                *context_opts,
+                *logging_opts,
+            ],
+        ),
+        (STORE_GROUP, store_opts),
+    ]
