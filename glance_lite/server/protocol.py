@@ -240,9 +240,27 @@ class Limits:
     body_timeout: float | None = None
 
 
-class HeaderDeadline(TimeoutError):
-    """A request's line and headers did not all arrive in time. A TimeoutError, which
-    eventlet's server takes for a connection timing out: closed, quietly."""
+# Connections awaiting a request's line and headers: id(protocol) -> (deadline, socket).
+# One green thread per serving process (enforce_header_deadlines) shuts down those past
+# their deadline; a request pays two dict operations, not a timer of the hub's (a timer
+# per request, cancelled but kept in the hub's heap for its 60 s, cost the registry and
+# the api a quarter of a HEAD's time).
+_awaiting: dict[int, tuple[float, socket.socket]] = {}
+DEADLINE_SWEEP = 0.5  # seconds between two looks at _awaiting
+
+
+def enforce_header_deadlines(interval: float = DEADLINE_SWEEP) -> None:
+    """Forever, in a green thread of a serving process: shut down each connection whose
+    request line and headers have not all arrived by their deadline. Its thread then
+    reads the end of the stream and the connection closes, quietly."""
+    while True:
+        eventlet.sleep(interval)
+        now = time.monotonic()
+        for key, (deadline, sock) in list(_awaiting.items()):
+            if now >= deadline:
+                _awaiting.pop(key, None)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 # A body the app left unread is read to its end after the answer (the connection then
@@ -258,7 +276,6 @@ class Protocol(eventlet.wsgi.HttpProtocol):
 
     limits = Limits()
     _linger = False  # close by way of linger(): set for one request, ends the connection
-    _deadline: eventlet.Timeout | None = None  # the header deadline, while one runs
     _body_timeout_set = False  # the socket's timeout is the body's until the next request
 
     @classmethod
@@ -268,25 +285,21 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     def handle_one_request(self):
         """One request, its line and headers within limits.header_timeout (eventlet's
         own timeout applies to each read, so a client sending a byte now and then was
-        never dropped). A timer, not a watcher: a few microseconds a request."""
+        never dropped). enforce_header_deadlines() watches the deadline."""
         if self._body_timeout_set:
             self.connection.settimeout(self.server.socket_timeout)
             self._body_timeout_set = False
         if self.limits.header_timeout is None:
             return super().handle_one_request()
-        self._deadline = eventlet.Timeout(self.limits.header_timeout, HeaderDeadline())
+        key = id(self)
+        _awaiting[key] = (time.monotonic() + self.limits.header_timeout, self.connection)
         try:
             return super().handle_one_request()
         finally:
-            self._stop_deadline()
-
-    def _stop_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+            _awaiting.pop(key, None)
 
     def get_environ(self, *args, **kwargs):
-        self._stop_deadline()  # the headers are in
+        _awaiting.pop(id(self), None)  # the headers are in
         environ = super().get_environ(*args, **kwargs)
         body_timeout = self.limits.body_timeout
         if body_timeout is not None and (

@@ -40,6 +40,8 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
     """Serve `app` on `sock` in this process until SIGTERM/SIGINT (or SIGHUP when no
     `on_hup` is given), then drain."""
     eventlet.wsgi.MAX_HEADER_LINE = opts.max_header_line
+    if opts.header_timeout is not None:
+        eventlet.spawn_n(protocol.enforce_header_deadlines)
     server = eventlet.spawn(
         eventlet.wsgi.server,
         sock,
