@@ -273,10 +273,8 @@ class Server:
                     return
                 why = self._why()
                 raise ControlError(f"{self.name} failed to start (exit status {code}){why}", code)
-            if not self.opts.await_child and (
-                self.name not in LISTENING or self.port_file.exists()
-            ):
-                return
+            if not self.opts.await_child and self.name not in LISTENING:
+                return  # nothing to wait for: it did not exit at once
             time.sleep(0.05)
         if self.opts.await_child:
             return  # still running after the wait: started

@@ -372,7 +372,8 @@ def replication_load(opts: Options, args: list[str]) -> list[str]:
                     chunks = iter(lambda: f.read(opts.chunksize), b"")
                     yield from progress.stream(chunks, int(meta["size"]), meta["id"])
 
-            if _sync_one(client, meta, data if data_path.exists() else None, opts):
+            present = client.get_image_meta(meta["id"])
+            if _sync_one(client, meta, present, data if data_path.exists() else None, opts):
                 updated.append(meta["id"])
     finally:
         progress.close()
@@ -401,9 +402,10 @@ def replication_livecopy(opts: Options, args: list[str]) -> list[str]:
                     chunks = resp.iter_content(opts.chunksize)
                     yield from progress.stream(chunks, int(image["size"]), image["id"])
 
-            if image["status"] != "active" and not _present(target, image["id"]):
+            present = target.get_image_meta(image["id"])
+            if image["status"] != "active" and "status" not in present:
                 continue  # only active images are copied
-            if _sync_one(target, strip(image, opts), data, opts):
+            if _sync_one(target, strip(image, opts), present, data, opts):
                 updated.append(image["id"])
     finally:
         progress.close()
@@ -413,12 +415,13 @@ def replication_livecopy(opts: Options, args: list[str]) -> list[str]:
 def _sync_one(
     target: ImageService,
     meta: dict,
+    present: dict,
     data: Callable[[], Iterator[bytes]] | None,
     opts: Options,
 ) -> bool:
-    """Bring one image to the target: its metadata when the target has it (and it is
-    active there), else the image with its data. True when something was written."""
-    present = target.get_image_meta(meta["id"])
+    """Bring one image to the target, which has `present` of it (its HEAD metadata, {}
+    when none): its metadata when the target has it (and it is active there), else the
+    image with its data. True when something was written."""
     if "status" in present:
         if present["status"] != "active":
             LOG.warning(
@@ -462,10 +465,6 @@ def _sync_one(
         raise
     _checked_copy(meta, stored)
     return True
-
-
-def _present(client: ImageService, image_id: str) -> bool:
-    return "status" in client.get_image_meta(image_id)
 
 
 def _two_servers(opts: Options, args: list[str]) -> tuple[ImageService, ImageService]:
