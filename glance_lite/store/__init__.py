@@ -1,63 +1,70 @@
-"""Image data stores: the drivers that the `[glance_store]` options (opts.py) enable.
+"""Image data stores: the drivers that the `[glance_store]` options enable.
+
+Drivers are found by entry point, in the group `glance_lite.stores`: each entry point's
+name is a store name as `[glance_store] stores` lists it, and its object a factory
+`from_conf(conf, offload) -> Store`. A third party adds a store by installing a package
+with such an entry point; names that lead to one factory (Glance's aliases, such as
+`file`, `filesystem` and `glance.store.filesystem.Store`) make one driver.
 
 `from_conf` runs once at start-up and returns plain driver objects in a `Stores`;
 nothing here reads the configuration at import time.
 """
 
 import logging
+from collections.abc import Callable
+from importlib import metadata
 
 from oslo_config import cfg
 
 from glance_lite import exceptions, opts
 from glance_lite.offload import DIRECT, Offload
 from glance_lite.store.base import Store, Stores
-from glance_lite.store.filesystem import FilesystemStore, prepare_datadir, sweep_stale_temps
 
 LOG = logging.getLogger(__name__)
 
-# Store names Glance knows. Only those mapped to a builder exist in glance-lite yet.
-FILE_NAMES = ("file", "filesystem", "glance.store.filesystem.Store")
-UNIMPLEMENTED_NAMES = frozenset(
-    {"http", "https", "swift", "rbd", "sheepdog", "cinder", "vmware", "vsphere", "s3"}
+ENTRY_POINT_GROUP = "glance_lite.stores"
+# Glance's store names for which glance-lite has no driver (a warning says so).
+GLANCE_ONLY_NAMES = frozenset(
+    {"rbd", "sheepdog", "cinder", "vmware", "vsphere"}
+    | {f"glance.store.{name}.Store" for name in ("rbd", "sheepdog", "cinder", "vmware_datastore")}
 )
+
+Factory = Callable[[cfg.ConfigOpts, Offload], Store]
+
+
+def factories() -> dict[str, metadata.EntryPoint]:
+    """The installed drivers' entry points, by store name."""
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def from_conf(conf: cfg.ConfigOpts, offload: Offload = DIRECT) -> Stores:
     """Build the enabled drivers from `[glance_store]`; ConfigError if that is impossible."""
     opts.register_store_opts(conf)
     group = conf[opts.STORE_GROUP]
+    installed = factories()
+    built: dict[str, Store] = {}  # by the entry point's value: aliases make one driver
     drivers: dict[str, Store] = {}
     for name in dict.fromkeys(group.stores):  # unique, in order
-        if name in FILE_NAMES:
-            if "file" not in drivers:
-                drivers["file"] = _filesystem_store(group, offload)
-        elif name in UNIMPLEMENTED_NAMES:
-            LOG.warning("Store '%s' is not implemented in glance-lite yet; skipped", name)
-        else:
-            LOG.warning("Unknown store '%s' in [glance_store] stores; skipped", name)
+        entry = installed.get(name)
+        if entry is None:
+            if name in GLANCE_ONLY_NAMES:
+                LOG.warning("Store '%s' is not available in glance-lite; skipped", name)
+            else:
+                LOG.warning("Unknown store '%s' in [glance_store] stores; skipped", name)
+            continue
+        if entry.value not in built:
+            built[entry.value] = drivers[name] = _build(name, entry, conf, offload)
     return Stores(drivers, default=group.default_store)
 
 
-def _filesystem_store(group, offload: Offload) -> FilesystemStore:
-    datadir = group.filesystem_store_datadir
-    if not datadir:
-        raise exceptions.ConfigError("[glance_store] filesystem_store_datadir is empty")
-    file_perm = _octal_perm(group.filesystem_store_file_perm)
-    store = FilesystemStore(
-        datadir, group.filesystem_store_chunk_size, file_perm=file_perm, offload=offload
-    )
-    prepare_datadir(datadir, file_perm)
-    sweep_stale_temps(datadir)  # uploads a killed api left behind
-    return store
-
-
-def _octal_perm(value: int) -> int:
-    """Glance reads filesystem_store_file_perm's decimal digits as octal: 640 -> 0o640."""
-    if value <= 0:
-        return 0
+def _build(name: str, entry: metadata.EntryPoint, conf, offload: Offload) -> Store:
     try:
-        return int(str(value), 8)
-    except ValueError:
+        factory: Factory = entry.load()
+    except (ImportError, AttributeError) as err:
         raise exceptions.ConfigError(
-            f"[glance_store] filesystem_store_file_perm must be octal digits: {value}"
-        ) from None
+            f"Store '{name}' ({entry.value}) cannot be loaded: {err}"
+        ) from err
+    driver = factory(conf, offload)
+    if not isinstance(driver, Store):
+        raise exceptions.ConfigError(f"Store '{name}' ({entry.value}) did not build a store")
+    return driver

@@ -26,7 +26,9 @@ import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
-from glance_lite import exceptions
+from oslo_config import cfg
+
+from glance_lite import exceptions, opts
 from glance_lite.offload import DIRECT, Offload
 from glance_lite.store.base import (
     AddResult,
@@ -546,3 +548,31 @@ def _remove_quietly(path: str) -> None:
         pass
     except OSError as err:
         LOG.warning("Could not remove %s: %s", path, err)
+
+
+def from_conf(conf: cfg.ConfigOpts, offload: Offload = DIRECT) -> FilesystemStore:
+    """The file store of `[glance_store]` (the entry point `file`), its directory ready."""
+    opts.register_store_opts(conf)
+    group = conf[opts.STORE_GROUP]
+    datadir = group.filesystem_store_datadir
+    if not datadir:
+        raise exceptions.ConfigError("[glance_store] filesystem_store_datadir is empty")
+    file_perm = _octal_perm(group.filesystem_store_file_perm)
+    store = FilesystemStore(
+        datadir, group.filesystem_store_chunk_size, file_perm=file_perm, offload=offload
+    )
+    prepare_datadir(datadir, file_perm)
+    sweep_stale_temps(datadir)  # uploads a killed api left behind
+    return store
+
+
+def _octal_perm(value: int) -> int:
+    """Glance reads filesystem_store_file_perm's decimal digits as octal: 640 -> 0o640."""
+    if value <= 0:
+        return 0
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        raise exceptions.ConfigError(
+            f"[glance_store] filesystem_store_file_perm must be octal digits: {value}"
+        ) from None

@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 from oslo_config import cfg
@@ -98,15 +99,81 @@ def test_from_conf_uses_the_configured_chunk_size(tmp_path):
     assert list(chunks) == [b"abc", b"def", b"g"]
 
 
-def test_stores_without_a_driver_yet_are_skipped_with_a_warning(tmp_path, caplog):
+def test_stores_without_a_driver_are_skipped_with_a_warning(tmp_path, caplog):
     conf = make_conf(
-        stores=["file", "http", "swift", "bogus"], filesystem_store_datadir=str(tmp_path)
+        stores=["file", "rbd", "cinder", "bogus"], filesystem_store_datadir=str(tmp_path)
     )
     with caplog.at_level(logging.WARNING, logger="glance_lite.store"):
         stores = store.from_conf(conf)
     assert stores.schemes == {"file", "filesystem"}
-    warned = " ".join(r.getMessage() for r in caplog.records)
-    assert "'http'" in warned and "'swift'" in warned and "'bogus'" in warned
+    warned = [r.getMessage() for r in caplog.records]
+    assert "Store 'rbd' is not available in glance-lite; skipped" in warned
+    assert "Store 'cinder' is not available in glance-lite; skipped" in warned
+    assert "Unknown store 'bogus' in [glance_store] stores; skipped" in warned
+
+
+def test_glances_names_of_the_file_store_make_one_driver(tmp_path):
+    names = ["file", "filesystem", "glance.store.filesystem.Store"]
+    conf = make_conf(stores=names, filesystem_store_datadir=str(tmp_path))
+    stores = store.from_conf(conf)
+    assert isinstance(stores.default, FilesystemStore)
+    assert stores.for_scheme("filesystem") is stores.default
+
+
+def install_distribution(site: Path, entry_points: str, module: str) -> None:
+    """Install a package the way pip leaves it: a module and its dist-info."""
+    (site / "thirdparty_store.py").write_text(module)
+    info = site / "thirdparty_store-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-store\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[glance_lite.stores]\n{entry_points}\n")
+
+
+THIRD_PARTY_MODULE = """
+from glance_lite.store.memory import MemoryStore
+
+def from_conf(conf, offload):
+    return MemoryStore()
+
+def not_a_store(conf, offload):
+    return object()
+"""
+
+
+def test_a_store_installed_by_another_package_is_found_by_its_entry_point(tmp_path, monkeypatch):
+    install_distribution(tmp_path, "ram = thirdparty_store:from_conf", THIRD_PARTY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    conf = make_conf(
+        stores=["file", "ram"], default_store="memory", filesystem_store_datadir=str(tmp_path)
+    )
+    stores = store.from_conf(conf)
+    assert type(stores.default).__module__ == "glance_lite.store.memory"
+    assert stores.schemes == {"file", "filesystem", "memory"}
+    location = stores.default.add(IMAGE_ID, iter([b"third party"]), None).location
+    assert b"".join(stores.for_location(location).get(location)[0]) == b"third party"
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            "ram = thirdparty_store:missing",
+            "Store 'ram' (thirdparty_store:missing) cannot be loaded",
+        ),
+        (
+            "ram = thirdparty_store:not_a_store",
+            "Store 'ram' (thirdparty_store:not_a_store) did not",
+        ),
+    ],
+)
+def test_an_entry_point_that_gives_no_store_is_a_config_error_naming_it(
+    tmp_path, monkeypatch, entry, message
+):
+    install_distribution(tmp_path, entry, THIRD_PARTY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    conf = make_conf(stores=["file", "ram"], filesystem_store_datadir=str(tmp_path))
+    with pytest.raises(exceptions.ConfigError, match=re.escape(message)):
+        store.from_conf(conf)
 
 
 def test_a_default_store_that_is_not_enabled_is_a_config_error_naming_it(tmp_path):

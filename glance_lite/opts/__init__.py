@@ -10,8 +10,9 @@ from oslo_config import cfg
 from oslo_policy import opts as oslo_policy_opts
 
 from glance_lite import image_meta as im
+from glance_lite.opts.store import STORE_GROUP, store_opts
+from glance_lite.opts.store import register_store_opts as register_store_opts
 
-STORE_GROUP = "glance_store"
 POLICY_GROUP = "oslo_policy"
 DEFAULT_POLICY_FILE = "policy.json"
 
@@ -396,41 +397,6 @@ def list_manage_opts():
     return [("DEFAULT", [*manage_opts, *logging_opts]), ("database", database_opts)]
 
 
-store_opts = [
-    cfg.ListOpt(
-        "stores",
-        default=["file", "http"],
-        help="Stores to enable, by name. glance-lite implements 'file' (alias "
-        "'filesystem'); other Glance store names are skipped with a warning.",
-    ),
-    cfg.StrOpt(
-        "default_store",
-        default="file",
-        help="Scheme of the store new image data is written to, unless a request asks "
-        "for another with x-image-meta-store. It must belong to an enabled store.",
-    ),
-    cfg.StrOpt(
-        "filesystem_store_datadir",
-        default="/var/lib/glance/images",
-        help="Directory the file store writes images to; created at start-up if missing.",
-    ),
-    cfg.IntOpt(
-        "filesystem_store_chunk_size",
-        default=1024 * 1024,
-        min=1,
-        help="Size in bytes of the pieces the file store reads image files in (Glance: "
-        "65536; larger reads make downloads markedly faster).",
-    ),
-    cfg.IntOpt(
-        "filesystem_store_file_perm",
-        default=0,
-        help="Permission of new image files, read as octal digits (e.g. 640), so that "
-        "another service (e.g. Nova) in the file's group can read them. 0 or less keeps "
-        "the default permission (0666 less the umask).",
-    ),
-]
-
-
 def list_policy_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """oslo.policy's options with Glance's default policy file name. oslo.policy hands out
     new Opt objects on each call, so its own default stays as it was."""
@@ -443,10 +409,6 @@ def list_policy_opts() -> list[tuple[str, list[cfg.Opt]]]:
 
 def register_policy_opts(conf: cfg.ConfigOpts) -> None:
     register_listed(conf, list_policy_opts())
-
-
-def register_store_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(store_opts, group=STORE_GROUP)
 
 
 scrubber_opts = [
