@@ -2,7 +2,7 @@
 
 A driver streams: `add` consumes an iterator of chunks once, `get` hands back an iterator
 that the WSGI server drains and closes. Drivers expose `add`, `get`, `delete` and
-`get_size`, and nothing else.
+`get_size`, and `redact` for locations that carry credentials.
 """
 
 import abc
@@ -101,6 +101,12 @@ class Store(abc.ABC):
     def get_size(self, location: str) -> int:
         """The size in bytes of the data at `location`; StoreNotFound if there is none."""
 
+    def redact(self, location: str) -> str:
+        """`location` as it may be shown or logged: without the credentials it carries.
+
+        Drivers whose locations hold credentials (user and key in a URL) override this."""
+        return location
+
 
 def scheme_of(location: str) -> str:
     scheme, sep, _ = location.partition("://")
@@ -142,3 +148,12 @@ class Stores:
 
     def for_location(self, location: str) -> Store:
         return self.for_scheme(scheme_of(location))
+
+    def redact(self, location: str) -> str:
+        """`location` without its credentials, by its store's rules; a location of no
+        enabled store shows only its scheme, as nothing is known of what it holds."""
+        try:
+            return self.for_location(location).redact(location)
+        except (UnknownScheme, BadStoreUri):
+            scheme = location.partition("://")[0] if "://" in location else "?"
+            return f"{scheme}://<redacted>"

@@ -254,3 +254,28 @@ def test_starting_the_file_store_sweeps_abandoned_temporary_files(tmp_path):
     stale.write_bytes(b"left by an api killed mid-upload")
     store.from_conf(make_conf(filesystem_store_datadir=str(tmp_path)))
     assert not stale.exists()
+
+
+# -- redaction
+
+
+class KeyedMemoryStore(MemoryStore):
+    """A store whose locations carry a key, as swift's do."""
+
+    def redact(self, location: str) -> str:
+        return location.replace("secret", "***")
+
+
+def test_a_location_is_redacted_by_its_stores_rules(tmp_path):
+    stores = Stores({"file": FilesystemStore(str(tmp_path)), "memory": KeyedMemoryStore()}, "file")
+    assert stores.redact("memory://user:secret@x") == "memory://user:***@x"
+    assert stores.redact(f"file://{tmp_path}/x") == f"file://{tmp_path}/x"
+
+
+@pytest.mark.parametrize(
+    "location, shown",
+    [("swift+https://user:key@auth/c/o", "swift+https://<redacted>"), ("junk", "?://<redacted>")],
+)
+def test_a_location_of_no_enabled_store_shows_only_its_scheme(tmp_path, location, shown):
+    stores = Stores({"file": FilesystemStore(str(tmp_path))}, "file")
+    assert stores.redact(location) == shown
