@@ -157,8 +157,14 @@ def wipe_schema(engine: sa.Engine) -> None:
             conn.exec_driver_sql("DROP TYPE IF EXISTS image_visibility")
 
 
+EMPTY_ALL = "; ".join(f"DELETE FROM {t.name}" for t in reversed(models.metadata.sorted_tables))
+
+
 def empty_tables(engine: sa.Engine) -> None:
     with session.writer(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":  # one round trip instead of one per table
+            conn.exec_driver_sql(EMPTY_ALL)
+            return
         for table in reversed(models.metadata.sorted_tables):
             conn.execute(table.delete())
 

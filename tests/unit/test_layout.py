@@ -47,15 +47,16 @@ def test_no_module_is_over_700_lines():
 
 
 def test_imports_are_made_at_the_top_of_each_module():
+    scopes = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
     inside = []
     for name, tree in modules().items():
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                inside += [
-                    f"{name}:{inner.lineno}"
-                    for inner in ast.walk(node)
-                    if isinstance(inner, ast.Import | ast.ImportFrom)
-                ]
+        pending = [(child, False) for child in ast.iter_child_nodes(tree)]
+        while pending:  # each node once, knowing whether a def or class encloses it
+            node, enclosed = pending.pop()
+            if enclosed and isinstance(node, ast.Import | ast.ImportFrom):
+                inside.append(f"{name}:{node.lineno}")
+            enclosed = enclosed or isinstance(node, scopes)
+            pending.extend((child, enclosed) for child in ast.iter_child_nodes(node))
     assert inside == []
 
 
