@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 
 from glance_lite import image_meta
-from glance_lite.db import prepared, rows
+from glance_lite.db import prepared, rows, statements
 
 # statements.update_image's shape when it writes the listing entry alone
 LISTING_DOC = ("listing_doc",)
@@ -21,6 +21,18 @@ def listing_json(image: dict) -> str:
     """One entry of a detail listing without locations, as the JSON text (ASCII only)
     that json.dumps of the whole listing holds for it."""
     return json.dumps(image_meta.image_to_json(image, with_locations=False))
+
+
+def store(cur: prepared.Cursor, image: dict) -> dict:
+    """Store the listing entry of `image`, just read back inside the write: the last
+    step of every write that changes what an image's listing entry shows."""
+    cur.execute(
+        statements.update_image,
+        {"w_id": image["id"], "v_listing_doc": listing_json(image)},
+        LISTING_DOC,
+        False,
+    )
+    return image
 
 
 def render(cur: prepared.Cursor, ids: Sequence[str]) -> dict[str, str]:

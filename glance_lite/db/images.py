@@ -390,7 +390,7 @@ class Images(Transactions):
             self._set_properties(cur, current.id, properties, purge=purge_props, now=now)
             if locations:
                 self._set_locations(cur, current.id, locations, now=now)
-            return self._finish_write(cur, rows.load_image(cur, current.id))
+            return documents.store(cur, rows.load_image(cur, current.id))
 
     @db_call
     def image_destroy(self, context: RequestContext, image_id: str) -> dict:
@@ -405,7 +405,7 @@ class Images(Transactions):
                     {"w_image_id": current.id, "v_now": now},
                     table.name,
                 )
-            return self._finish_write(cur, rows.load_image(cur, current.id))
+            return documents.store(cur, rows.load_image(cur, current.id))
 
     @db_call
     def user_get_storage_usage(
@@ -440,17 +440,6 @@ class Images(Transactions):
                 )
 
     # --- image helpers -------------------------------------------------------------------
-
-    def _finish_write(self, cur: prepared.Cursor, image: dict) -> dict:
-        """Store the listing document of `image`, just read back inside the write: the
-        last step of every write that changes what an image's listing entry shows."""
-        cur.execute(
-            statements.update_image,
-            {"w_id": image["id"], "v_listing_doc": documents.listing_json(image)},
-            documents.LISTING_DOC,
-            False,
-        )
-        return image
 
     def _set_properties(
         self,

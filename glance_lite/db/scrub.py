@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from glance_lite import exceptions
 from glance_lite.context import RequestContext
-from glance_lite.db import models, rows, statements
+from glance_lite.db import documents, models, rows, statements
 from glance_lite.db.errors import db_call
 from glance_lite.db.transactions import Transactions
 
@@ -87,7 +87,7 @@ class Scrubbing(Transactions):
                     f"Image {row.id} still has {left} location(s) whose data is to be deleted"
                 )
             cur.execute(mark_scrubbed, {"w_id": row.id, "v_now": models.utcnow()})
-            return self._finish_write(cur, rows.load_image(cur, row.id))
+            return documents.store(cur, rows.load_image(cur, row.id))
 
     @db_call
     def image_restore(self, context: RequestContext, image_id: str) -> dict:
@@ -101,7 +101,7 @@ class Scrubbing(Transactions):
             for name in _RESTORED_CHILDREN:
                 values = {"w_image_id": row.id, "w_deleted_at": row.deleted_at, "v_now": now}
                 cur.execute(restore_children, values, name)
-            return self._finish_write(cur, rows.load_image(cur, row.id))
+            return documents.store(cur, rows.load_image(cur, row.id))
 
     @staticmethod
     def _pending(cur, context: RequestContext, image_id: str) -> rows.ImageRow:
