@@ -1,5 +1,6 @@
 """glance-scrubber against real servers with delayed_delete: scrub, restore, resume."""
 
+import os
 import signal
 import subprocess
 import time
@@ -118,3 +119,33 @@ def test_an_unreachable_registry_is_named_and_the_daemon_tries_again(delayed, tm
     _, err = daemon.communicate(timeout=20)
     assert daemon.returncode == 0
     assert err.count("trying again in 1 s") >= 2
+
+
+def test_a_scrubber_killed_mid_pass_is_finished_by_the_next(delayed, tmp_path):
+    images = [pending(delayed, b"x" * 4096) for _ in range(30)]
+    conf = scrubber_conf(delayed, tmp_path, scrub_pool_size=1)
+    proc = subprocess.Popen(
+        [script("glance-scrubber"), "--config-file", conf],
+        stderr=subprocess.DEVNULL,
+    )
+    registry = delayed.deployment.registry.proc.pid
+    try:
+        # Wait for the pass to be under way, then freeze the registry so that the pass
+        # is caught between its steps, and kill the scrubber there.
+        deadline = time.monotonic() + 30
+        while all(delayed.image_file(i).exists() for i in images):
+            assert time.monotonic() < deadline and proc.poll() is None, "no progress"
+            time.sleep(0.002)
+        os.killpg(registry, signal.SIGSTOP)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        os.killpg(registry, signal.SIGCONT)
+    left = [i for i in images if registry_image(delayed, i)["status"] == "pending_delete"]
+    assert left, "the pass ended before it could be interrupted"
+    done = scrub(conf)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    for image_id in images:
+        assert not delayed.image_file(image_id).exists()
+        assert registry_image(delayed, image_id)["status"] == "deleted"
