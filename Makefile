@@ -1,7 +1,7 @@
 # make run   - start glance-registry and glance-api on SQLite + files, state in .state/
 # make stop  - stop them
 # make test  - lint and the whole test suite
-# make unit  - the unit tests alone, in seconds: the inner loop (PYTEST_ARGS=... as for test)
+# make unit  - the unit tests alone (SQLite, no server), in seconds: the inner loop (PYTEST_ARGS=... as for test)
 # make bench - measure glance-lite against the machine's ceilings (~10 min; BENCH_ARGS=--with-4gib,
 #              or BENCH_ARGS="--db postgresql" for the registry on PostgreSQL)
 # make bench-smoke - the same bench with tiny sizes (under 30 s), as CI runs it

@@ -131,15 +131,21 @@ def mysql_lock(url: str) -> Iterator[None]:
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def db_url(request) -> Iterator[str]:
-    """A database URL on each backend; the database may hold anything a test left."""
+def backend_url(request) -> Iterator[str]:
+    """The URL of the database of backend `request.param` (the body of `db_url`)."""
     url = request.getfixturevalue(f"{request.param}_url")
     if url in _SHARED_MYSQL:
         with mysql_lock(url):
             yield url
     else:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def db_url(request) -> Iterator[str]:
+    """A database URL on each backend; the database may hold anything a test left.
+    (tests/unit narrows it to SQLite; tests/backends runs those tests on the servers.)"""
+    yield from backend_url(request)
 
 
 # URLs whose database this session has seen at head with nothing else in it.
