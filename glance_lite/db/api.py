@@ -8,6 +8,7 @@ returns plain dicts. The methods live by concern:
 - members.py: memberships;
 - purge.py: glance-manage's purge and the rebuild of the stored listing entries;
 - scrub.py: the end of a delayed delete (scrubbed, or restored);
+- leases.py: upload leases (who is uploading an image, until when) and their sweep;
 - transactions.py: the engine and the one transaction path they all take;
 - rows.py, documents.py: image rows as dicts, visibility, the stored listing entry.
 
@@ -16,6 +17,7 @@ what it alone can know (existence, visibility, ownership, conflicts).
 """
 
 from glance_lite.db.images import Images, ListOptions
+from glance_lite.db.leases import Leases
 from glance_lite.db.members import Members
 from glance_lite.db.purge import Maintenance
 from glance_lite.db.scrub import Scrubbing
@@ -23,6 +25,6 @@ from glance_lite.db.scrub import Scrubbing
 __all__ = ["Database", "ListOptions"]
 
 
-class Database(Images, Members, Maintenance, Scrubbing):
+class Database(Images, Members, Maintenance, Scrubbing, Leases):
     """Every method of the image database on one engine: Database.from_url(url) or
     Database(engine)."""

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from glance_lite import exceptions, image_meta
 from glance_lite.context import RequestContext
-from glance_lite.db import documents, listing, models, prepared, rows, statements
+from glance_lite.db import documents, leases, listing, models, prepared, rows, statements
 from glance_lite.db.errors import db_call
 from glance_lite.db.transactions import Transactions
 
@@ -358,10 +358,13 @@ class Images(Transactions):
         purge_props: bool = False,
         from_state: str | None = None,
         storage_quota: tuple[str | None, int] | None = None,
+        lease: tuple[str, int] | None = None,
     ) -> dict:
         """Change an image from the registry's checked values (without id and
         timestamps); only an admin changes its owner. `storage_quota` (owner, bytes):
-        LimitExceeded if that owner's images would then take more (_check_quota)."""
+        LimitExceeded if that owner's images would then take more (_check_quota).
+        A status change drops the image's upload lease; setting it `saving` with
+        `lease` (holder, seconds) takes one (leases.py)."""
         row, properties, locations = _split_values(values)
         if not context.is_admin:
             row.pop("owner", None)
@@ -387,6 +390,8 @@ class Images(Transactions):
                     from_state,
                 )
                 raise exceptions.Conflict("Image operation conflicts")
+            if "status" in row:
+                leases.after_status_change(cur, current.id, row["status"], lease, now)
             self._set_properties(cur, current.id, properties, purge=purge_props, now=now)
             if locations:
                 self._set_locations(cur, current.id, locations, now=now)
@@ -405,6 +410,7 @@ class Images(Transactions):
                     {"w_image_id": current.id, "v_now": now},
                     table.name,
                 )
+            cur.execute(leases.delete_lease, {"w_image_id": current.id})
             return documents.store(cur, rows.load_image(cur, current.id))
 
     @db_call

@@ -115,6 +115,8 @@ def missing_schema(inspector: sa.Inspector) -> list[str]:
     tables = set(inspector.get_table_names())
     missing = []
     for table in models.metadata.sorted_tables:
+        if table.name in models.OWN_TABLES:
+            continue
         if table.name not in tables:
             missing.append(table.name)
             continue

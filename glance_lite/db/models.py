@@ -70,6 +70,8 @@ class Image(SoftDelete, Base):
         sa.Index("updated_at_image_idx", "updated_at"),
         # glance-lite's own (migration 0002): the default listing order, without a sort.
         sa.Index("ix_images_deleted_created_at_id", "deleted", "created_at", "id"),
+        # glance-lite's own (migration 0003): the upload-lease sweep finds `saving` images.
+        sa.Index("ix_images_status", "status"),
         MYSQL_TABLE_ARGS,
     )
 
@@ -201,6 +203,24 @@ class TaskInfo(Base):
     message: Mapped[str | None] = mapped_column(sa.Text)
 
 
+class ImageLease(Base):
+    """glance-lite's own (migration 0003): which api node is uploading an image, until
+    when. A row exists while its image is `saving` and goes in the same transaction
+    as the image leaves that status (db/leases.py, docs/registry.md)."""
+
+    __tablename__ = "image_leases"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    image_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    expires_at: Mapped[datetime.datetime] = mapped_column(sa.DateTime, nullable=False)
+    # Where the upload's partial data is, for a store that cannot find it by itself
+    # (NULL: the store can, as the file store's locked temporary files).
+    partial_location: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(sa.DateTime, nullable=False)
+    updated_at: Mapped[datetime.datetime] = mapped_column(sa.DateTime, nullable=False)
+
+
 metadata = Base.metadata
 
 images = Image.__table__
@@ -210,9 +230,12 @@ image_members = ImageMember.__table__
 image_tags = ImageTag.__table__
 tasks = Task.__table__
 task_info = TaskInfo.__table__
+image_leases = ImageLease.__table__
 
-# Columns glance-lite adds to Glance's schema (not required when adopting a Glance database).
+# Columns and tables glance-lite adds to Glance's schema (not required when adopting a
+# Glance database: its migrations add them).
 OWN_COLUMNS = frozenset({("images", "listing_doc")})
+OWN_TABLES = frozenset({"image_leases"})
 
 # Tables that reference images.id, in the order they are emptied before images.
 IMAGE_CHILDREN = (image_properties, image_locations, image_members, image_tags)

@@ -8,6 +8,7 @@ from glance_lite import config, wsgi
 from glance_lite.db.api import Database
 from glance_lite.db.session import pool_options
 from glance_lite.registry.images import ImagesController
+from glance_lite.registry.leases import LeasesController
 from glance_lite.registry.members import MembersController
 from glance_lite.registry.router import make_router
 from glance_lite.registry.usage import UsageController
@@ -23,7 +24,8 @@ def make_app(
         max_json_body=max_json_body,
     )
     members = MembersController(database, max_json_body=max_json_body)
-    return make_router(images, members, UsageController(database))
+    leases = LeasesController(database, max_json_body=max_json_body)
+    return make_router(images, members, UsageController(database), leases)
 
 
 def app_factory(global_conf, **local_conf) -> wsgi.Router:

@@ -105,14 +105,19 @@ class RegistryClient:
         purge_props: bool = False,
         from_state: str | None = None,
         storage_quota: tuple[str | None, int] | None = None,
+        lease: tuple[str, int] | None = None,
     ) -> dict:
         """`storage_quota` (owner, bytes): the registry refuses the update (413) if the
-        owner's images would then take more than that, checked atomically with it."""
+        owner's images would then take more than that, checked atomically with it.
+        `lease` (holder, seconds), with a status change to saving: the upload lease is
+        taken in the same transaction."""
         body: dict = {"image": self._sealed(image_meta)}
         if from_state is not None:
             body["from_state"] = from_state
         if storage_quota is not None:
             body["storage_quota"] = {"owner": storage_quota[0], "limit": storage_quota[1]}
+        if lease is not None:
+            body["lease"] = {"holder": lease[0], "duration": lease[1]}
         extra = {headers.PURGE_PROPS: "true"} if purge_props else None
         resp = self._call(context, "PUT", f"/images/{_segment(image_id)}", json=body, extra=extra)
         return self._opened(resp.json()["image"])
@@ -166,6 +171,33 @@ class RegistryClient:
         """pending_delete -> active again, with what its delete retired."""
         resp = self._call(context, "POST", f"/images/{_segment(image_id)}/restore")
         return self._opened(resp.json()["image"])
+
+    # --- upload leases ---------------------------------------------------------------
+
+    def renew_lease(
+        self,
+        context: RequestContext,
+        image_id: str,
+        holder: str,
+        duration: int,
+        partial_location: str | None = None,
+    ) -> dict:
+        """Renew (or take) `holder`'s lease on a saving image for `duration` seconds;
+        Conflict once the image is not saving or another node holds a live lease."""
+        lease = {"holder": holder, "duration": duration, "partial_location": partial_location}
+        path = f"/images/{_segment(image_id)}/lease"
+        return self._call(context, "PUT", path, json={"lease": lease}).json()["lease"]
+
+    def release_lease(self, context: RequestContext, image_id: str, holder: str) -> None:
+        path = f"/images/{_segment(image_id)}/lease"
+        self._call(context, "DELETE", path, params={"holder": holder})
+
+    def sweep_leases(self, context: RequestContext, grace: int, limit: int) -> list[dict]:
+        """Kill up to `limit` saving images whose lease expired (or that have none and
+        were not updated for `grace` seconds): their leases, each with `image_id`,
+        `holder` and `partial_location` (an admin's call)."""
+        body = {"grace": grace, "limit": limit}
+        return self._call(context, "POST", "/leases/sweep", json=body).json()["killed"]
 
     # --- members -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from glance_lite import context, exceptions, wsgi
 from glance_lite import image_meta as im
 from glance_lite.registry import headers
 from glance_lite.registry.access import writable_context
+from glance_lite.registry.leases import lease_param
 
 # Fields a caller may not set through an update (the database ignores them as well).
 UPDATE_IGNORED = frozenset({"created_at", "updated_at", "deleted_at", "deleted"})
@@ -84,6 +85,7 @@ class ImagesController:
             values = image_values(body_member(body, "image"), creating=False)
             from_state = optional_string(body, "from_state") or None
             quota = storage_quota(body)
+            lease = upload_lease(body, values)
             check_id_unchanged(values, image_id)
         if not ctx.is_admin:
             values.pop("owner", None)
@@ -99,6 +101,7 @@ class ImagesController:
                     purge_props=purge,
                     from_state=from_state,
                     storage_quota=quota,
+                    lease=lease,
                 )
         except exceptions.NotFound:
             raise exceptions.NotFound("Image not found") from None
@@ -179,6 +182,16 @@ def storage_quota(body: dict) -> tuple[str | None, int] | None:
             'storage_quota must be {"owner": <string or null>, "limit": <bytes>}.'
         )
     return owner, limit
+
+
+def upload_lease(body: dict, values: dict) -> tuple[str, int] | None:
+    """An update's `lease` (glance-lite's own, registry/leases.py): taken as the update
+    sets the image `saving`, and only then."""
+    if body.get("lease") is None:
+        return None
+    if values.get("status") != "saving":
+        raise exceptions.Invalid("A lease is taken only by an update that sets status saving.")
+    return lease_param(body)
 
 
 def check_id_unchanged(values: dict, image_id: str) -> None:

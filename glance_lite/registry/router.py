@@ -9,6 +9,7 @@ import routes
 
 from glance_lite import wsgi
 from glance_lite.registry.images import ImagesController
+from glance_lite.registry.leases import LeasesController
 from glance_lite.registry.members import MembersController
 from glance_lite.registry.usage import UsageController
 
@@ -16,7 +17,10 @@ MEMBER_ALLOW = "PUT, DELETE"
 
 
 def make_router(
-    images: ImagesController, members: MembersController, usage: UsageController
+    images: ImagesController,
+    members: MembersController,
+    usage: UsageController,
+    leases: LeasesController,
 ) -> wsgi.Router:
     mapper = routes.Mapper()
 
@@ -53,4 +57,8 @@ def make_router(
     # glance-lite's own: the end of a delayed delete, for glance-scrubber.
     connect("/images/{image_id}/scrubbed", ["POST"], usage, "scrubbed")
     connect("/images/{image_id}/restore", ["POST"], usage, "restore")
+    # glance-lite's own: upload leases (taken by the PUT that sets an image saving).
+    connect("/images/{image_id}/lease", ["PUT"], leases, "renew")
+    connect("/images/{image_id}/lease", ["DELETE"], leases, "release")
+    connect("/leases/sweep", ["POST"], leases, "sweep")
     return wsgi.Router(mapper)

@@ -62,7 +62,7 @@ def test_the_baseline_keeps_glance_index_names(engine):
 def test_scripts_are_found_through_the_package():
     location = migration.script_location()
     assert (location / "env.py").is_file()
-    assert migration.revisions() == ["0002", migration.BASELINE]
+    assert migration.revisions() == ["0003", "0002", migration.BASELINE]
 
 
 # --- taking over a Glance database ---------------------------------------------------------
@@ -226,3 +226,34 @@ def test_running_0002_again_renders_every_document_again(engine):
     migration.stamp(engine, migration.BASELINE)
     migration.upgrade(engine)
     assert_documents_rendered(engine, ids)
+
+
+# --- 0003: upload leases ------------------------------------------------------------------
+
+
+def test_an_adopted_glance_database_gets_the_lease_table_and_keeps_saving_images(engine):
+    make_glance_database(engine)
+    ids = insert_glance_rows(engine)
+    with session.writer(engine).begin() as conn:
+        conn.execute(sa.text("UPDATE images SET status = 'saving' WHERE id = :id"), {"id": ids[0]})
+    migration.adopt_glance_database(engine)
+    migration.upgrade(engine)
+    inspector = sa.inspect(engine)
+    assert "image_leases" in inspector.get_table_names()
+    assert "ix_images_status" in {index["name"] for index in inspector.get_indexes("images")}
+    assert glance_revisions(engine) == ["queens_contract01"]
+    # an image Glance left saving has no lease: a sweep judges it by its updated_at
+    database = api.Database(engine)
+    assert database.image_get(admin_context(None), ids[0])["status"] == "saving"
+    killed = database.image_leases_sweep(admin_context(None), grace=60, limit=10)
+    assert [lease["image_id"] for lease in killed] == [ids[0]]
+
+
+def test_0003_downgrades_to_0002(engine):
+    migration.upgrade(engine)
+    migration.downgrade(engine, "0002")
+    inspector = sa.inspect(engine)
+    assert "image_leases" not in inspector.get_table_names()
+    assert "ix_images_status" not in {index["name"] for index in inspector.get_indexes("images")}
+    migration.upgrade(engine)
+    assert schema_differences(engine) == []
