@@ -42,6 +42,17 @@ class RequestContext:
         return self.is_admin or self.show_deleted
 
 
+def service_context(*, admin_role: str, owner_is_tenant: bool) -> RequestContext:
+    """glance-lite's own programs acting as an admin toward the registry, as a confirmed
+    identity with the admin role (glance-scrubber, glance-api's upload-lease sweep)."""
+    return RequestContext(
+        roles=[admin_role],
+        is_admin=True,
+        owner_is_tenant=owner_is_tenant,
+        identity_status="Confirmed",
+    )
+
+
 def from_environ(environ) -> RequestContext:
     return environ[ENV_KEY]
 

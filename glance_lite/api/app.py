@@ -13,7 +13,7 @@ import webob.exc
 from oslo_config import cfg
 
 from glance_lite import config, context, exceptions, offload, store, wsgi
-from glance_lite.api import bodies, layers, policy
+from glance_lite.api import bodies, layers, leases, policy
 from glance_lite.api.images import ImagesController
 from glance_lite.api.members import MembersController
 from glance_lite.api.protections import PropertyProtections
@@ -116,6 +116,7 @@ def v1_app_factory(global_conf, **local_conf):
         container_formats=tuple(conf.image_format.container_formats),
         upload_chunk_size=conf.upload_chunk_size,
         max_json_body=conf.max_json_body_size,
+        lease_terms=leases.terms_from_conf(conf),
     )
 
 
@@ -134,15 +135,22 @@ def make_app(
     container_formats: tuple[str, ...],
     upload_chunk_size: int,
     max_json_body: int,
+    lease_terms: leases.LeaseTerms | None = None,
 ) -> wsgi.Router:
-    """The v1 router (without the context filter in front of it), from plain values."""
+    """The v1 router (without the context filter in front of it), from plain values.
+    `lease_terms`: the upload leases this node takes (None: none, as in some tests)."""
 
     settler = Settler()
 
     def make_repo(ctx: RequestContext):
         """The per-request repository: the registry and stores, wrapped in its layers."""
         repo = ImageRepository(
-            ctx, registry, stores, delayed_delete=delayed_delete, settler=settler
+            ctx,
+            registry,
+            stores,
+            delayed_delete=delayed_delete,
+            settler=settler,
+            lease_terms=lease_terms,
         )
         repo = layers.QuotaLayer(
             repo,

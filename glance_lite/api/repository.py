@@ -10,11 +10,13 @@ controllers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 
 from glance_lite import exceptions
+from glance_lite.api.leases import LeaseKeeper, LeaseTerms
 from glance_lite.api.settle import Settler
 from glance_lite.context import RequestContext
 from glance_lite.registry.client import RegistryClient
@@ -47,12 +49,15 @@ class ImageRepository:
         *,
         delayed_delete: bool = False,
         settler: Settler | None = None,
+        lease_terms: LeaseTerms | None = None,
     ):
+        """`lease_terms`: this node's upload leases (api/leases.py); None takes none."""
         self.context = context
         self.registry = registry
         self.stores = stores
         self.delayed_delete = delayed_delete
         self.settler = settler or Settler()
+        self.lease_terms = lease_terms
 
     # --- metadata ------------------------------------------------------------------
 
@@ -265,6 +270,26 @@ class ImageRepository:
         image_id = image["id"]
         store = self.stores.for_scheme(store_scheme) if store_scheme else self.stores.default
         self.start_saving(image)
+        with self._lease_kept(image_id):
+            return self._store_and_activate(
+                image_id, store, chunks, declared_size, declared_checksum, storage_quota
+            )
+
+    def _lease_kept(self, image_id: str) -> contextlib.AbstractContextManager:
+        """The upload's lease renewed until the block ends (nothing without leases)."""
+        if self.lease_terms is None:
+            return contextlib.nullcontext()
+        return LeaseKeeper(self.registry, self.context, image_id, self.lease_terms)
+
+    def _store_and_activate(
+        self,
+        image_id: str,
+        store,
+        chunks: Iterable[bytes],
+        declared_size: int | None,
+        declared_checksum: str | None,
+        storage_quota: tuple[str | None, int] | None,
+    ) -> dict:
         try:
             result = store.add(image_id, chunks, declared_size)
         except exceptions.Conflict as err:
@@ -291,10 +316,16 @@ class ImageRepository:
 
     def start_saving(self, image: dict) -> None:
         # Conditional on the status the caller saw (queued; active for a just-reserved
-        # empty image), so that of two concurrent uploads exactly one goes on.
+        # empty image), so that of two concurrent uploads exactly one goes on. The
+        # upload's lease is taken in the same call.
+        terms = self.lease_terms
         try:
             self.registry.update_image(
-                self.context, image["id"], {"status": "saving"}, from_state=image["status"]
+                self.context,
+                image["id"],
+                {"status": "saving"},
+                from_state=image["status"],
+                lease=None if terms is None else (terms.node_id, terms.duration),
             )
         except exceptions.RegistryUnavailable as err:
             if err.maybe_applied:  # the image may go saving later, with no upload

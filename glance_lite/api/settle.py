@@ -35,7 +35,7 @@ class Settler:
     ):
         self.first_delay = first_delay
         self.longest_delay = longest_delay
-        self._start = start or _in_thread
+        self._start = start or in_background
 
     def settle(self, what: str, step: Callable[[], bool]) -> None:
         """Run `step` until it returns True, in the background; `what` names it in logs.
@@ -64,6 +64,7 @@ class Settler:
             delay = min(delay * 2, self.longest_delay)
 
 
-def _in_thread(fn: Callable[[], None]) -> None:
-    # A daemon thread: a green thread in the servers, which monkey-patch threading.
-    threading.Thread(target=fn, name="glance-lite-settle", daemon=True).start()
+def in_background(fn: Callable[[], None], name: str = "glance-lite-settle") -> None:
+    """Run `fn` in a daemon thread: a green thread in the servers, which monkey-patch
+    threading."""
+    threading.Thread(target=fn, name=name, daemon=True).start()

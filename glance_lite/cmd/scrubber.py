@@ -12,7 +12,7 @@ import sys
 import time
 
 from glance_lite import config, exceptions, log, opts, store
-from glance_lite.context import RequestContext
+from glance_lite.context import RequestContext, service_context
 from glance_lite.registry.client import client_from_conf
 from glance_lite.scrubber import Scrubber, ScrubberError
 
@@ -51,12 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def admin_context(conf) -> RequestContext:
-    return RequestContext(
-        roles=[conf.admin_role],
-        is_admin=True,
-        owner_is_tenant=conf.owner_is_tenant,
-        identity_status="Confirmed",
-    )
+    return service_context(admin_role=conf.admin_role, owner_is_tenant=conf.owner_is_tenant)
 
 
 def restore(scrubber: Scrubber, image_id: str) -> None:

@@ -7,11 +7,12 @@ from glance_lite import config, exceptions, log, offload, wsgi
 from glance_lite.server import green, workers
 
 
-def serve(service: str, register, argv: list[str] | None, check=None) -> None:
+def serve(service: str, register, argv: list[str] | None, check=None, background=None) -> None:
     """Run `service` (glance-api or glance-registry) until it is told to stop.
 
     `register` declares the options; `check(conf)`, the service's own start-up check,
-    raises ConfigError to refuse.
+    raises ConfigError to refuse; `background(conf)` runs beside the app in each serving
+    process, from its start.
     """
     try:
         conf = config.load(service, register, argv)
@@ -25,6 +26,7 @@ def serve(service: str, register, argv: list[str] | None, check=None) -> None:
         conf,
         lambda: wsgi.load_paste_app(conf, service),
         config.DEFAULT_PORTS[service],
+        None if background is None else lambda: background(conf),
     )
     try:
         if check is not None:

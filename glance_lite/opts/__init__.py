@@ -306,6 +306,36 @@ image_opts = [
     ),
 ]
 
+upload_lease_opts = [
+    cfg.StrOpt(
+        "node_id",
+        help="This api node's name in the upload leases it records in the registry (who "
+        "is uploading an image). Unset: '<hostname>:<bind_port>', distinct for api nodes "
+        "on one host that listen on distinct ports; set it where that is not enough "
+        "(bind_port 0, or containers sharing a hostname).",
+    ),
+    cfg.IntOpt(
+        "upload_lease_duration",
+        default=300,
+        min=3,
+        max=86400,
+        help="Seconds an upload's lease lasts unless renewed; the uploading node renews it "
+        "every third of that while the bytes stream. An upload whose node died (killed, "
+        "power lost) is set killed by a sweep once its lease expired; an image left "
+        "saving without a lease (by an older version, or by Glance) once this much time "
+        "passed since it last changed. An upload outlives a registry outage shorter "
+        "than this.",
+    ),
+    cfg.IntOpt(
+        "upload_lease_sweep_interval",
+        default=60,
+        min=1,
+        max=86400,
+        help="Seconds between two sweeps of expired upload leases by each api process "
+        "(each also sweeps as it starts).",
+    ),
+]
+
 image_format_opts = [
     cfg.ListOpt(
         "disk_formats",
@@ -360,6 +390,7 @@ def list_api_opts():
                 registry_secret_opt,
                 metadata_encryption_key_opt,
                 *image_opts,
+                *upload_lease_opts,
                 *logging_opts,
             ],
         ),

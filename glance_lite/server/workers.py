@@ -138,11 +138,25 @@ def keep_heap_slack() -> bool:
 class Service:
     """One service: its config, how to load its app, and the process tree serving it."""
 
-    def __init__(self, name: str, conf, load_app: Callable, default_port: int):
+    def __init__(
+        self,
+        name: str,
+        conf,
+        load_app: Callable,
+        default_port: int,
+        background: Callable[[], None] | None = None,
+    ):
+        """`background`: work that runs beside the app, in a green thread of each
+        serving process (each worker, or the one process), from its start."""
         self.name = name
         self.conf = conf
         self.load_app = load_app
         self.default_port = default_port
+        self.background = background
+
+    def start_background(self) -> None:
+        if self.background is not None:
+            eventlet.spawn_n(self.background)
 
     def options(self) -> ServerOptions:
         return ServerOptions(self.conf, self.default_port)
@@ -161,6 +175,7 @@ class Service:
 
     def _serve_in_process(self, sock, app, opts) -> None:
         holder = AppHolder(app)
+        self.start_background()
 
         def reload():
             self.reload_config()
@@ -256,6 +271,7 @@ class Supervisor:
     def _child(self) -> None:
         eventlet.hubs.use_hub()  # a fresh hub: the parent's epoll must not be shared
         app = self.service.load_app()
+        self.service.start_background()
         LOG.info("%s worker %d serving", self.service.name, os.getpid())
         run_wsgi(self.sock, app, self.opts)
 

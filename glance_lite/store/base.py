@@ -2,10 +2,13 @@
 
 A driver streams: `add` consumes an iterator of chunks once, `get` hands back an iterator
 that the WSGI server drains and closes. Drivers expose `add`, `get`, `delete` and
-`get_size`, and `redact` for locations that carry credentials.
+`get_size`; `redact` for locations that carry credentials, and `discard_partial`, the
+clean-up after an upload that died (with a default for stores that need to be told
+where its data is).
 """
 
 import abc
+import contextlib
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -107,6 +110,15 @@ class Store(abc.ABC):
         Drivers whose locations hold credentials (user and key in a URL) override this."""
         return location
 
+    def discard_partial(self, image_id: str, partial_location: str | None) -> None:
+        """Remove what an interrupted upload of `image_id` left here, where this store
+        can find it: at `partial_location` when the upload recorded one with its lease
+        (api/leases.py). Called once the registry killed the image; a driver that finds
+        partial data by itself overrides it."""
+        if partial_location is not None:
+            with contextlib.suppress(StoreNotFound):
+                self.delete(partial_location)
+
 
 def scheme_of(location: str) -> str:
     scheme, sep, _ = location.partition("://")
@@ -157,3 +169,12 @@ class Stores:
         except (UnknownScheme, BadStoreUri):
             scheme = location.partition("://")[0] if "://" in location else "?"
             return f"{scheme}://<redacted>"
+
+    def discard_partial(self, image_id: str, partial_location: str | None) -> None:
+        """Remove the partial data of a killed upload: from the store of
+        `partial_location` when there is one, else from every store that can find it."""
+        if partial_location is not None:
+            self.for_location(partial_location).discard_partial(image_id, partial_location)
+            return
+        for driver in {id(d): d for d in self._drivers.values()}.values():
+            driver.discard_partial(image_id, None)

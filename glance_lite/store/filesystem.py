@@ -138,6 +138,10 @@ class FilesystemStore(Store):
     def get_size(self, location: str) -> int:
         return self._lstat_image(self._path_of(location), location).st_size
 
+    def discard_partial(self, image_id: str, partial_location: str | None) -> None:
+        # the upload's temporary file, if no process holds it any more
+        sweep_stale_temps(self._datadir, image_id)
+
     # -- writing
 
     def _write_temp(self, tmp: str, chunks: Iterable[bytes]) -> tuple[int, int, str]:
@@ -346,18 +350,20 @@ class _FileChunks(ImageChunks):
         self.close()
 
 
-def sweep_stale_temps(datadir: str) -> list[str]:
+def sweep_stale_temps(datadir: str, image_id: str | None = None) -> list[str]:
     """Remove the temporary files of uploads that no process is writing any more (an api
     killed mid-upload leaves one): an upload holds an flock on its temporary file until
     the file has its final name, so one that can be locked here is abandoned. Run when
-    the file store starts; the names removed are returned (and logged)."""
+    the file store starts, and for one image (`image_id`) when its upload lease expired;
+    the names removed are returned (and logged)."""
     removed = []
     try:
         names = os.listdir(datadir)
     except OSError:
         return removed
+    prefix = "." if image_id is None else f".{image_id}."
     for name in names:
-        if not _TEMP_NAME.match(name):
+        if not name.startswith(prefix) or not _TEMP_NAME.match(name):
             continue
         path = os.path.join(datadir, name)
         try:

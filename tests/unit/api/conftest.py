@@ -8,6 +8,7 @@ from glance_lite import context
 from glance_lite import image_meta as im
 from glance_lite.api import policy
 from glance_lite.api.app import make_app
+from glance_lite.api.leases import LeaseTerms
 from glance_lite.registry.app import make_app as make_registry_app
 from glance_lite.registry.client import RegistryClient
 from glance_lite.store.base import Stores
@@ -56,15 +57,18 @@ class Api:
             "container_formats": CONTAINER_FORMATS,
             "upload_chunk_size": 4096,
             "max_json_body": 1 << 20,
+            "lease_terms": LeaseTerms(node_id="unit-node", duration=60),
         }
         settings.update(options)
+        self.registry = RegistryClient(
+            "http://registry.test",
+            send_identity_headers=True,
+            session=session_for(registry, adapter=adapter),
+        )
+        self.stores = Stores({"memory": self.store}, default="memory")
         api = make_app(
-            registry=RegistryClient(
-                "http://registry.test",
-                send_identity_headers=True,
-                session=session_for(registry, adapter=adapter),
-            ),
-            stores=Stores({"memory": self.store}, default="memory"),
+            registry=self.registry,
+            stores=self.stores,
             enforcer=policy.Enforcer(policy_file),
             **settings,
         )

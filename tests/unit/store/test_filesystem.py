@@ -510,3 +510,16 @@ def test_an_upload_holds_its_temporary_file_until_it_has_its_name(datadir):
     result = store.add(IMAGE_ID, chunks(), None)
     assert swept == [] and result.size == 2000
     assert os.listdir(datadir) == [IMAGE_ID]
+
+
+def test_discarding_the_partial_data_of_one_image_leaves_the_others(datadir):
+    store = FilesystemStore(str(datadir))
+    mine = datadir / f".{IMAGE_ID}.0123456789abcdef.tmp"
+    other = datadir / ".71c675ab-0000-0000-0000-e12490b328d9.0123456789abcdef.tmp"
+    held = datadir / f".{IMAGE_ID}.fedcba9876543210.tmp"
+    for path in (mine, other, held):
+        path.write_bytes(b"half an upload")
+    with open(held, "rb") as fileobj:
+        fcntl.flock(fileobj, fcntl.LOCK_EX)  # a live upload of the same id: kept
+        store.discard_partial(IMAGE_ID, None)
+    assert not mine.exists() and other.exists() and held.exists()

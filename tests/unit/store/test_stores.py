@@ -279,3 +279,18 @@ def test_a_location_is_redacted_by_its_stores_rules(tmp_path):
 def test_a_location_of_no_enabled_store_shows_only_its_scheme(tmp_path, location, shown):
     stores = Stores({"file": FilesystemStore(str(tmp_path))}, "file")
     assert stores.redact(location) == shown
+
+
+def test_partial_data_is_discarded_by_the_store_of_its_location_or_by_every_store(tmp_path):
+    memory = MemoryStore()
+    stores = Stores({"file": FilesystemStore(str(tmp_path)), "memory": memory}, default="file")
+    partial = memory.add(IMAGE_ID, [b"half"], None).location
+    stray = tmp_path / f".{IMAGE_ID}.0123456789abcdef.tmp"
+    stray.write_bytes(b"half")
+    stores.discard_partial(IMAGE_ID, partial)
+    assert stray.exists()  # only the store the location names was asked
+    with pytest.raises(store.base.StoreNotFound):
+        memory.get_size(partial)
+    stores.discard_partial(IMAGE_ID, partial)  # gone already: nothing to do
+    stores.discard_partial(IMAGE_ID, None)
+    assert not stray.exists()

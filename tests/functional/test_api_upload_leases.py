@@ -1,0 +1,184 @@
+"""Upload leases through the real servers: an upload whose api died ends `killed` once
+its lease expired, with no temporary file left; a live upload, on this node or another
+one sharing the registry (and here the data directory), is never swept, even while
+the other node restarts and sweeps every second."""
+
+import hashlib
+import os
+import signal
+import socket
+import threading
+import time
+import types
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.functional.conftest import ApiClient, read_response
+from tests.functional.servers import ServerProcess, api_conf, wait_for
+
+pytestmark = pytest.mark.functional
+
+LEASE = 3  # seconds: renewed every second while an upload streams
+SWEEP = 1  # seconds between sweeps of each api process
+FAST_LEASES = {"upload_lease_duration": LEASE, "upload_lease_sweep_interval": SWEEP}
+
+
+def upload_head(image_id: str, size: int) -> bytes:
+    return (
+        "POST /v1/images HTTP/1.1\r\nHost: test\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        f"x-image-meta-id: {image_id}\r\nx-image-meta-name: leased\r\n"
+        "x-image-meta-disk-format: raw\r\nx-image-meta-container-format: bare\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+
+
+def temps(datadir) -> list[str]:
+    return sorted(name for name in os.listdir(datadir) if name.endswith(".tmp"))
+
+
+def status(api: ApiClient, image_id: str) -> str | None:
+    """The image's status as the registry has it (the api's port changes as it restarts)."""
+    resp = requests.get(f"{api.deployment.registry.url}/images/{image_id}", timeout=10)
+    return resp.json()["image"]["status"] if resp.status_code == 200 else None
+
+
+class SlowUpload:
+    """An upload of `pieces` pieces sent `pause` seconds apart from a thread (so that it
+    lasts longer than a lease); `result()` is the response head and body."""
+
+    def __init__(self, port: int, *, pieces: int, pause: float, piece_size: int = 64 * 1024):
+        self.image_id = str(uuid.uuid4())
+        self.data = os.urandom(piece_size) * pieces
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.sendall(upload_head(self.image_id, len(self.data)))
+        self._piece_size = piece_size
+        self._pause = pause
+        self._answer: tuple[bytes, bytes] | None = None
+        self._thread = threading.Thread(target=self._send, daemon=True)
+        self._thread.start()
+
+    def _send(self) -> None:
+        for start in range(0, len(self.data), self._piece_size):
+            self.sock.sendall(self.data[start : start + self._piece_size])
+            time.sleep(self._pause)
+        self._answer = read_response(self.sock, 60)
+        self.sock.close()
+
+    def result(self, timeout: float = 90) -> tuple[bytes, bytes]:
+        self._thread.join(timeout)
+        assert self._answer is not None, "no answer to the upload"
+        return self._answer
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.md5(self.data).hexdigest()
+
+
+def test_an_upload_whose_api_was_killed_ends_killed_without_a_temporary_file(deploy):
+    api = deploy("lease-killed", **FAST_LEASES)
+    image_id = str(uuid.uuid4())
+    sock = api.connect()
+    sock.sendall(upload_head(image_id, 100_000_000) + b"x" * (4 << 20))
+    wait_for(lambda: temps(api.datadir), timeout=20)
+    assert status(api, image_id) == "saving"
+    os.kill(api.api_pid, signal.SIGKILL)
+    api.deployment.api.proc.wait(10)
+    sock.close()
+    killed_at = time.monotonic()
+    api.deployment.api.start()
+    # its lease runs out within LEASE seconds of the kill, and a sweep follows
+    wait_for(lambda: status(api, image_id) == "killed", timeout=LEASE + 3 * SWEEP + 5)
+    assert time.monotonic() - killed_at < LEASE + 3 * SWEEP + 5
+    assert temps(api.datadir) == []
+    assert not (api.datadir / image_id).exists()
+    assert f"image {image_id} killed: its upload" in api.api_log()
+
+
+def test_a_killed_worker_s_upload_is_swept_by_the_worker_started_in_its_place(deploy):
+    api = deploy("lease-worker", workers=2, **FAST_LEASES)
+    image_id = str(uuid.uuid4())
+    sock = api.connect()
+    sock.sendall(upload_head(image_id, 100_000_000) + b"x" * (4 << 20))
+    wait_for(lambda: temps(api.datadir), timeout=20)
+    holder = next(
+        pid
+        for pid in worker_pids(api.api_pid)
+        if any(f".{image_id}." in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds(pid))
+    )
+    os.kill(holder, signal.SIGKILL)
+    sock.close()
+    wait_for(lambda: status(api, image_id) == "killed", timeout=LEASE + 3 * SWEEP + 10)
+    wait_for(lambda: temps(api.datadir) == [], timeout=10)
+
+
+def worker_pids(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def fds(pid: int) -> list[str]:
+    try:
+        return os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return []
+
+
+@pytest.fixture(scope="module")
+def two_nodes(deploy, tmp_path_factory):
+    """Node A (the deployment's api) and node B, a second api on the same registry and
+    the same data directory: (a, b) as ApiClients."""
+    a = deploy("lease-two-nodes", node_id="node-a", **FAST_LEASES)
+    workdir = tmp_path_factory.mktemp("node-b")
+    conf = api_conf(
+        workdir,
+        a.deployment.registry.port,
+        node_id="node-b",
+        store_datadir=a.datadir,
+        **FAST_LEASES,
+    )
+    b_server = ServerProcess("glance-api", conf, workdir).start()
+    b = ApiClient(
+        types.SimpleNamespace(
+            url=b_server.url, api=b_server, registry=a.deployment.registry, datadir=a.datadir
+        )
+    )
+    yield a, b
+    b_server.stop()
+
+
+def test_sweeps_on_both_nodes_never_kill_live_uploads_as_they_finish(two_nodes):
+    a, b = two_nodes
+    uploads = [
+        SlowUpload(node.port, pieces=pieces, pause=0.3)
+        for node, pieces in ((a, 12), (b, 14), (a, 16), (b, 18))
+    ]  # each outlives a lease; they finish one after another while both nodes sweep
+    for upload in uploads:
+        head, body = upload.result()
+        assert head.startswith(b"HTTP/1.1 201"), head + body
+        meta = a.head(f"/images/{upload.image_id}").headers
+        assert (meta["x-image-meta-status"], meta["x-image-meta-checksum"]) == (
+            "active",
+            upload.checksum,
+        )
+    assert temps(a.datadir) == []
+
+
+def test_restarting_one_node_never_kills_the_other_node_s_upload(two_nodes):
+    a, b = two_nodes
+    # 20 pieces half a second apart: about three leases long
+    upload = SlowUpload(b.port, pieces=20, pause=0.5)
+    wait_for(lambda: status(b, upload.image_id) == "saving", timeout=10)
+    os.kill(a.api_pid, signal.SIGKILL)  # node A dies and comes back, sweeping as it starts
+    a.deployment.api.proc.wait(10)
+    a.deployment.api.start()
+    head, body = upload.result()
+    assert head.startswith(b"HTTP/1.1 201"), head + body
+    meta = b.head(f"/images/{upload.image_id}").headers
+    assert meta["x-image-meta-status"] == "active"
+    assert meta["x-image-meta-checksum"] == upload.checksum
+    assert b.get(f"/images/{upload.image_id}").content == upload.data
+    assert "killed: its upload" not in a.api_log()

@@ -1,0 +1,84 @@
+"""glance-api's side of upload leases: taken with the saving update, renewed on a
+timer while the bytes stream, gone with the upload; the sweeper kills expired ones
+and removes their partial data."""
+
+import time
+
+import pytest
+
+from glance_lite import exceptions
+from glance_lite.api.leases import LeaseKeeper, LeaseTerms, Sweeper
+from glance_lite.store.base import StoreNotFound
+from tests.helpers import admin_context, make_context
+from tests.unit.db.test_leases import age, leases
+
+ALICE = make_context("alice", roles=["member"])
+TERMS = LeaseTerms(node_id="unit-node", duration=60)
+
+
+def test_the_lease_is_taken_by_the_saving_update_and_dropped_by_the_activation(
+    api, sqlite_database, monkeypatch
+):
+    during = []
+    add = api.store.add
+
+    def add_and_look(image_id, chunks, size):
+        during.append(leases(sqlite_database))
+        return add(image_id, chunks, size)
+
+    monkeypatch.setattr(api.store, "add", add_and_look)
+    resp = api.upload(b"x" * 10000)
+    assert resp.status_int == 201, resp.text
+    image_id = resp.json["image"]["id"]
+    assert [{k: v[0] for k, v in found.items()} for found in during] == [{image_id: "unit-node"}]
+    assert leases(sqlite_database) == {}
+
+
+def saving_image(api) -> str:
+    image = api.registry.add_image(ALICE, {"name": "up", "status": "queued", "owner": "alice"})
+    api.registry.update_image(
+        ALICE, image["id"], {"status": "saving"}, from_state="queued", lease=("unit-node", 60)
+    )
+    return image["id"]
+
+
+def test_a_keeper_renews_on_its_timer_until_stopped(api, sqlite_database):
+    image_id = saving_image(api)
+    age(sqlite_database, image_id, 59)
+    terms = LeaseTerms(node_id="unit-node", duration=1)  # a renewal every third of a second
+    with LeaseKeeper(api.registry, ALICE, image_id, terms) as keeper:
+        deadline = time.monotonic() + 5
+        while keeper.renewals < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert keeper.renewals >= 2
+    renewals = keeper.renewals
+    time.sleep(0.5)
+    assert keeper.renewals <= renewals + 1  # at most the one under way when it stopped
+
+
+def test_a_keeper_stops_once_the_lease_is_lost_and_retries_an_outage(api, sqlite_database):
+    image_id = saving_image(api)
+    keeper = LeaseKeeper(api.registry, ALICE, image_id, TERMS, start=lambda fn: None)
+    assert keeper.renew() == TERMS.renew_every and keeper.renewals == 1
+
+    class Down:
+        def renew_lease(self, *args):
+            raise exceptions.RegistryUnavailable("down", maybe_applied=True)
+
+    assert LeaseKeeper(Down(), ALICE, image_id, TERMS).renew() == 2.0
+    api.registry.update_image(ALICE, image_id, {"status": "killed"}, from_state="saving")
+    assert keeper.renew() is None
+
+
+def test_the_sweeper_kills_expired_uploads_and_discards_their_partial_data(api, sqlite_database):
+    dead, live = saving_image(api), saving_image(api)
+    partial = api.store.add(dead, [b"half"], None).location
+    api.registry.renew_lease(ALICE, dead, "unit-node", 60, partial)
+    age(sqlite_database, dead, 61)
+    sweeper = Sweeper(api.registry, api.stores, admin_context(None), grace=60, interval=1)
+    assert sweeper.sweep() == [dead]
+    assert api.registry.get_image(ALICE, dead)["status"] == "killed"
+    assert api.registry.get_image(ALICE, live)["status"] == "saving"
+    with pytest.raises(StoreNotFound):
+        api.store.get_size(partial)
+    assert sweeper.sweep() == []
