@@ -109,7 +109,12 @@ class LeaseKeeper:
             )
         except exceptions.Conflict as err:
             if not self._stopped.is_set():
-                LOG.warning("upload of image %s: its lease is lost: %s", self.image_id, err)
+                LOG.warning(
+                    "upload of image %s: lease renewals stop, the image is no longer "
+                    "saving or the lease is another node's: %s",
+                    self.image_id,
+                    err,
+                )
             return None
         except exceptions.ServiceUnavailable as err:
             LOG.warning("upload of image %s: lease not renewed, retrying: %s", self.image_id, err)

@@ -184,9 +184,10 @@ class RegistryClient:
     ) -> dict:
         """Renew (or take) `holder`'s lease on a saving image for `duration` seconds;
         Conflict once the image is not saving or another node holds a live lease."""
-        lease = {"holder": holder, "duration": duration, "partial_location": partial_location}
+        partial = self._sealed_url(partial_location)
+        lease = {"holder": holder, "duration": duration, "partial_location": partial}
         path = f"/images/{_segment(image_id)}/lease"
-        return self._call(context, "PUT", path, json={"lease": lease}).json()["lease"]
+        return self._opened_lease(self._call(context, "PUT", path, json={"lease": lease}).json())
 
     def release_lease(self, context: RequestContext, image_id: str, holder: str) -> None:
         path = f"/images/{_segment(image_id)}/lease"
@@ -197,7 +198,18 @@ class RegistryClient:
         were not updated for `grace` seconds): their leases, each with `image_id`,
         `holder` and `partial_location` (an admin's call)."""
         body = {"grace": grace, "limit": limit}
-        return self._call(context, "POST", "/leases/sweep", json=body).json()["killed"]
+        killed = self._call(context, "POST", "/leases/sweep", json=body).json()["killed"]
+        return [self._opened_lease({"lease": lease}) for lease in killed]
+
+    def _sealed_url(self, url: str | None) -> str | None:
+        """A location as the registry stores it: encrypted with metadata_encryption_key."""
+        return url if url is None or self.cipher is None else self.cipher.encrypt(url)
+
+    def _opened_lease(self, body: dict) -> dict:
+        lease = body["lease"]
+        if lease.get("partial_location") is not None and self.cipher is not None:
+            lease["partial_location"] = self.cipher.decrypt(lease["partial_location"])
+        return lease
 
     # --- members -------------------------------------------------------------------
 

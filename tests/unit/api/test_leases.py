@@ -2,12 +2,24 @@
 timer while the bytes stream, gone with the upload; the sweeper kills expired ones
 and removes their partial data."""
 
+import socket
 import time
 
 import pytest
+import sqlalchemy as sa
+from oslo_config import cfg
 
-from glance_lite import exceptions
-from glance_lite.api.leases import LeaseKeeper, LeaseTerms, Sweeper
+from glance_lite import exceptions, opts
+from glance_lite.api.leases import (
+    LeaseKeeper,
+    LeaseTerms,
+    Sweeper,
+    node_id_from_conf,
+    terms_from_conf,
+)
+from glance_lite.crypt import LocationCipher
+from glance_lite.db import models
+from glance_lite.registry.client import RegistryClient
 from glance_lite.store.base import StoreNotFound
 from tests.helpers import admin_context, make_context
 from tests.unit.db.test_leases import age, leases
@@ -82,3 +94,40 @@ def test_the_sweeper_kills_expired_uploads_and_discards_their_partial_data(api, 
     with pytest.raises(StoreNotFound):
         api.store.get_size(partial)
     assert sweeper.sweep() == []
+
+
+def test_a_partial_location_is_stored_encrypted_and_comes_back_in_clear(api, sqlite_database):
+    cipher = LocationCipher("k" * 32)
+    registry = RegistryClient(
+        "http://registry.test", send_identity_headers=True, session=api.registry.session
+    )
+    registry.cipher = cipher
+    image_id = saving_image(api)
+    lease = registry.renew_lease(ALICE, image_id, "unit-node", 60, "memory://partial")
+    assert lease["partial_location"] == "memory://partial"
+    table = models.image_leases
+    with sqlite_database.engine.connect() as conn:
+        stored = conn.execute(sa.select(table.c.partial_location)).scalar_one()
+    assert stored != "memory://partial" and cipher.decrypt(stored) == "memory://partial"
+    age(sqlite_database, image_id, 61)
+    [killed] = registry.sweep_leases(admin_context(None), 60, 10)
+    assert killed["partial_location"] == "memory://partial"
+
+
+def test_a_holder_releases_its_lease_through_the_client(api, sqlite_database):
+    image_id = saving_image(api)
+    with pytest.raises(exceptions.Conflict):
+        api.registry.release_lease(ALICE, image_id, "other-node")
+    api.registry.release_lease(ALICE, image_id, "unit-node")
+    assert leases(sqlite_database) == {}
+
+
+def test_the_node_id_defaults_to_the_hostname_and_the_bind_port():
+    conf = cfg.ConfigOpts()
+    opts.register_api_opts(conf)
+    conf(args=[], default_config_files=[])
+    assert node_id_from_conf(conf) == f"{socket.gethostname()}:9292"
+    conf.set_override("bind_port", 9393)
+    assert node_id_from_conf(conf) == f"{socket.gethostname()}:9393"
+    conf.set_override("node_id", "api-7")
+    assert terms_from_conf(conf) == LeaseTerms(node_id="api-7", duration=300)
