@@ -186,6 +186,34 @@ def test_a_node_paused_past_its_lease_finds_its_upload_swept_and_keeps_nothing(t
     assert temps(a.datadir) == []
 
 
+@pytest.mark.parametrize("paused", [LEASE - 1.0, LEASE - 0.2, LEASE + 0.3, LEASE + 0.8])
+def test_an_upload_resumed_as_its_lease_runs_out_ends_one_way_or_the_other(two_nodes, paused):
+    """Node B stops about as long as its lease and goes on as node A sweeps every
+    second: its activation (and its overdue renewal) race the sweep. Whichever wins,
+    the outcome is whole: 201 and an active image with its data and checksum that no
+    later sweep kills, or 409, a killed image and no data."""
+    a, b = two_nodes
+    upload = SlowUpload(b.port, pieces=8, pause=0.2)
+    wait_for(lambda: status(b, upload.image_id) == "saving", timeout=10)
+    b.deployment.api.signal(signal.SIGSTOP)
+    time.sleep(paused)
+    b.deployment.api.signal(signal.SIGCONT)
+    head, body = upload.result()
+    time.sleep(2 * SWEEP)  # sweeps that come after the answer change nothing
+    if head.startswith(b"HTTP/1.1 201"):
+        meta = b.head(f"/images/{upload.image_id}").headers
+        assert (meta["x-image-meta-status"], meta["x-image-meta-checksum"]) == (
+            "active",
+            upload.checksum,
+        )
+        assert (a.datadir / upload.image_id).read_bytes() == upload.data
+    else:
+        assert head.startswith(b"HTTP/1.1 409"), head + body
+        assert status(a, upload.image_id) == "killed"
+        assert not (a.datadir / upload.image_id).exists()
+    assert temps(a.datadir) == []
+
+
 def test_restarting_one_node_never_kills_the_other_node_s_upload(two_nodes):
     a, b = two_nodes
     # 20 pieces half a second apart: about three leases long
