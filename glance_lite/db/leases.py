@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from glance_lite import exceptions
 from glance_lite.context import RequestContext
-from glance_lite.db import models, prepared, rows, statements
+from glance_lite.db import documents, models, prepared, rows, statements
 from glance_lite.db.errors import db_call
 from glance_lite.db.transactions import Transactions
 
@@ -167,7 +167,7 @@ def lease_dict(image_id: str, holder: str, expires_at, partial: str | None) -> d
 
 class Leases(Transactions):
     """Taking, renewing, releasing and sweeping upload leases (the registry's /leases
-    routes). _finish_write comes from Images, next to it in Database."""
+    routes)."""
 
     @db_call
     def image_lease_renew(
@@ -260,5 +260,5 @@ class Leases(Transactions):
         if cur.execute(statements.update_image, params, ("status", "updated_at"), True) == 0:
             return False
         cur.execute(delete_lease, {"w_image_id": image_id})
-        self._finish_write(cur, rows.load_image(cur, image_id))
+        documents.store(cur, rows.load_image(cur, image_id))
         return True
