@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.functional import webserver
 from tests.functional.servers import Deployment
+from tests.functional.webserver import WebServer
 
 TIMEOUT = 30
 OCTET = "application/octet-stream"
@@ -214,3 +216,9 @@ def default_api(tmp_path_factory) -> Iterator[ApiClient]:
 def client(default_api: ApiClient) -> ApiClient:
     """The default deployment (default_api), under the name most tests use."""
     return default_api
+
+
+@pytest.fixture(scope="session")
+def web() -> WebServer:
+    """The real web server that http locations and copy-from sources are served by."""
+    return webserver.from_env()
