@@ -10,7 +10,8 @@ from oslo_config import cfg
 from oslo_policy import opts as oslo_policy_opts
 
 from glance_lite import image_meta as im
-from glance_lite.opts.store import STORE_GROUP, store_opts
+from glance_lite.opts.store import STORE_GROUP, external_source_opts, http_store_opts, store_opts
+from glance_lite.opts.store import register_http_store_opts as register_http_store_opts
 from glance_lite.opts.store import register_store_opts as register_store_opts
 
 POLICY_GROUP = "oslo_policy"
@@ -392,11 +393,13 @@ def list_api_opts():
                 *image_opts,
                 *upload_lease_opts,
                 *logging_opts,
+                *external_source_opts,
             ],
         ),
         ("image_format", image_format_opts),
         ("paste_deploy", paste_deploy_opts),
         (STORE_GROUP, store_opts),
+        (STORE_GROUP, http_store_opts),
         *list_policy_opts(),
     ]
 
@@ -495,7 +498,9 @@ def list_scrubber_opts():
                 metadata_encryption_key_opt,
                 *context_opts,
                 *logging_opts,
+                *external_source_opts,
             ],
         ),
         (STORE_GROUP, store_opts),
+        (STORE_GROUP, http_store_opts),
     ]

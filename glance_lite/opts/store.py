@@ -47,3 +47,72 @@ store_opts = [
 
 def register_store_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(store_opts, group=STORE_GROUP)
+
+
+# The http store (read-only), in [glance_store] as Glance's; the timeout is glance-lite's.
+http_store_opts = [
+    cfg.StrOpt(
+        "https_ca_certificates_file",
+        help="CA bundle that https locations' certificates are verified with; when set, "
+        "https_insecure is ignored.",
+    ),
+    cfg.BoolOpt(
+        "https_insecure",
+        default=True,
+        help="Do not verify the certificate of an https location (Glance's default). "
+        "False verifies it against the system's CAs. Ignored when "
+        "https_ca_certificates_file is set.",
+    ),
+    cfg.DictOpt(
+        "http_proxy_information",
+        default={},
+        help="Proxies for the http store, by scheme: 'http:10.0.0.1:3128, "
+        "https:10.0.0.1:1080'. Proxies of the environment (http_proxy...) are not used.",
+    ),
+    cfg.FloatOpt(
+        "http_store_timeout",
+        default=60.0,
+        min=0.1,
+        help="Seconds the http store waits to connect to a server, and for each answer "
+        "or piece of data after that, before it gives up (Glance waited forever).",
+    ),
+]
+
+# Where glance-api may fetch an external source from (x-image-meta-location,
+# x-glance-api-copy-from and downloads of images at such locations): the guard against
+# a client making the api reach addresses on its own side of the network.
+external_source_opts = [
+    cfg.ListOpt(
+        "external_source_denied_networks",
+        default=[
+            "0.0.0.0/8",
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "::/128",
+            "::1/128",
+            "fc00::/7",
+            "fe80::/10",
+        ],
+        help="Networks (CIDR) that an external source (location, copy-from) may not be "
+        "fetched from: loopback, link-local (the cloud metadata address 169.254.169.254 "
+        "among them), the private ranges and their IPv6 equivalents by default. Every "
+        "address a source's host resolves to is checked, and again on every redirect; an "
+        "IPv4-mapped IPv6 address counts as its IPv4 address.",
+    ),
+    cfg.ListOpt(
+        "external_source_allowed_networks",
+        default=[],
+        help="Networks (CIDR) that external sources may be fetched from even though "
+        "external_source_denied_networks lists them (e.g. a web server of images on a "
+        "private network).",
+    ),
+]
+
+
+def register_http_store_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(http_store_opts, group=STORE_GROUP)
+    conf.register_opts(external_source_opts)

@@ -177,9 +177,7 @@ def test_an_entry_point_that_gives_no_store_is_a_config_error_naming_it(
 
 
 def test_a_default_store_that_is_not_enabled_is_a_config_error_naming_it(tmp_path):
-    conf = make_conf(
-        stores=["file", "http"], default_store="http", filesystem_store_datadir=str(tmp_path)
-    )
+    conf = make_conf(stores=["file"], default_store="http", filesystem_store_datadir=str(tmp_path))
     with pytest.raises(exceptions.ConfigError, match="default_store 'http'"):
         store.from_conf(conf)
 
