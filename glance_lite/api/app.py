@@ -13,7 +13,7 @@ import webob.exc
 from oslo_config import cfg
 
 from glance_lite import config, context, exceptions, offload, store, wsgi
-from glance_lite.api import bodies, layers, leases, policy
+from glance_lite.api import bodies, layers, leases, policy, sources
 from glance_lite.api.images import ImagesController
 from glance_lite.api.members import MembersController
 from glance_lite.api.protections import PropertyProtections
@@ -117,6 +117,7 @@ def v1_app_factory(global_conf, **local_conf):
         upload_chunk_size=conf.upload_chunk_size,
         max_json_body=conf.max_json_body_size,
         lease_terms=leases.terms_from_conf(conf),
+        show_direct_url=conf.show_image_direct_url,
     )
 
 
@@ -136,6 +137,8 @@ def make_app(
     upload_chunk_size: int,
     max_json_body: int,
     lease_terms: leases.LeaseTerms | None = None,
+    show_direct_url: bool = False,
+    copier: sources.Copier | None = None,
 ) -> wsgi.Router:
     """The v1 router (without the context filter in front of it), from plain values.
     `lease_terms`: the upload leases this node takes (None: none, as in some tests)."""
@@ -168,8 +171,10 @@ def make_app(
         make_repo,
         disk_formats=disk_formats,
         container_formats=container_formats,
-        store_schemes=stores.schemes,
+        stores=stores,
         size_cap=size_cap,
         reader=bodies.BodyReader(chunk_size=upload_chunk_size),
+        copier=copier or sources.Copier(),
+        show_direct_url=show_direct_url,
     )
     return make_router(images, MembersController(make_repo, max_json_body=max_json_body))

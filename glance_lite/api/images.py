@@ -8,12 +8,12 @@ import webob
 
 from glance_lite import exceptions, wsgi
 from glance_lite import image_meta as im
-from glance_lite.api import bodies, serializers
+from glance_lite.api import bodies, serializers, sources
+from glance_lite.api.sources import COPY_FROM, LOCATION
 from glance_lite.context import RequestContext, from_environ
 from glance_lite.registry.headers import PURGE_PROPS
+from glance_lite.store.base import Stores
 
-# Headers naming a data source other than the body; served once the stores work lands.
-EXTERNAL_SOURCES = ("location", "copy_from")
 # Fields of the parsed metadata that steer the request rather than describe the image.
 NOT_STORED = ("location", "copy_from", "store", "uri")
 
@@ -25,16 +25,21 @@ class ImagesController:
         *,
         disk_formats: tuple[str, ...],
         container_formats: tuple[str, ...],
-        store_schemes: frozenset[str],
+        stores: Stores,
         size_cap: int,
         reader: bodies.BodyReader,
+        copier: sources.Copier,
+        show_direct_url: bool = False,
     ):
+        """`show_direct_url`: show an image's location (redacted) as `direct_url`."""
         self.make_repo = make_repo
         self.disk_formats = disk_formats
         self.container_formats = container_formats
-        self.store_schemes = store_schemes
+        self.stores = stores
         self.size_cap = size_cap
         self.reader = reader
+        self.copier = copier
+        self.show_direct_url = show_direct_url
 
     def _repo(self, req: webob.Request):
         return self.make_repo(from_environ(req.environ))
@@ -56,7 +61,7 @@ class ImagesController:
 
     def meta(self, req: webob.Request, image_id: str) -> webob.Response:
         image = self._repo(req).get(image_id)
-        return webob.Response(headerlist=_with_html(serializers.image_meta_to_headers(image)))
+        return webob.Response(headerlist=_with_html(self._headers(image)))
 
     def show(self, req: webob.Request, image_id: str) -> webob.Response:
         repo = self._repo(req)
@@ -75,7 +80,7 @@ class ImagesController:
         resp = webob.Response(
             app_iter=chunks, content_type="application/octet-stream", charset=None
         )
-        resp.headers.extend(serializers.image_meta_to_headers(image))
+        resp.headers.extend(self._headers(image))
         resp.content_length = size
         return resp
 
@@ -86,44 +91,56 @@ class ImagesController:
         meta = self._parse(headers)
         repo = self._repo(req)
         body = serializers.has_body(req.method, headers)
-        self._check_sources(meta)
-        if body:
-            repo.check_upload()
+        source = sources.external_source(meta, body, self.stores)
+        self._check_writes(repo, body, source)
         store = self._store(meta)
         record = {k: v for k, v in meta.items() if k not in NOT_STORED}
         record["status"] = "active" if meta.get("size") == 0 else "queued"
         record.setdefault("size", 0)
+        if source:
+            record.update(self._from_source(repo, *source, record))
         image = repo.create(record)
         if body:
             image = self._upload(req, repo, image, store)
+        elif source and source[0] == COPY_FROM:
+            self.copier.copy(repo, image, source[1], store)
         headers = {"Location": f"{req.application_url}/images/{image['id']}"}
         if image.get("checksum"):
             headers["ETag"] = image["checksum"]
-        body_json = {"image": serializers.image_to_json(image)}
-        return wsgi.json_response(body_json, status=201, headers=headers)
+        return wsgi.json_response(self._json(image), status=201, headers=headers)
 
     def update(self, req: webob.Request, image_id: str) -> webob.Response:
         headers = serializers.request_headers(req.environ)
         meta = self._parse(headers)
         repo = self._repo(req)
         body = serializers.has_body(req.method, headers)
-        if body:
-            repo.check_upload()
+        source = sources.external_source(meta, body, self.stores)
+        self._check_writes(repo, body, source)
         image = repo.get(image_id)
         check_update_allowed(from_environ(req.environ), image, meta)
         if body and image["status"] != "queued":
             raise exceptions.Conflict("Cannot upload to an unqueued image")
-        self._check_sources(meta)
+        if source and image["status"] != "queued":
+            raise exceptions.Invalid(
+                "Attempted to update Location field for an image not in queued status."
+            )
         store = self._store(meta)
         changes = {k: v for k, v in meta.items() if k not in NOT_STORED}
         purge = _purging(req, body)
         if not changes["properties"] and not purge:
             del changes["properties"]
-        image = repo.update(image, changes, purge_props=purge)
+        # an image that gets its data here must still be queued as it gets it
+        from_state = None
+        if source:
+            changes.update(self._from_source(repo, *source, {**image, **changes}))
+            from_state = "queued"
+        image = repo.update(image, changes, purge_props=purge, from_state=from_state)
         if body:
             image = self._upload(req, repo, image, store)
+        elif source and source[0] == COPY_FROM:
+            self.copier.copy(repo, image, source[1], store)
         headers = {"ETag": image["checksum"]} if image.get("checksum") else None
-        return wsgi.json_response({"image": serializers.image_to_json(image)}, headers=headers)
+        return wsgi.json_response(self._json(image), headers=headers)
 
     def delete(self, req: webob.Request, image_id: str) -> webob.Response:
         repo = self._repo(req)
@@ -159,16 +176,62 @@ class ImagesController:
         return meta
 
     @staticmethod
-    def _check_sources(meta: dict) -> None:
-        for key in EXTERNAL_SOURCES:
-            if key in meta:
-                if not meta[key]:
-                    raise exceptions.Invalid("External source should not be empty")
-                raise exceptions.Invalid(f"External sources are not supported: '{meta[key]}'")
+    def _check_writes(repo, body: bool, source: tuple[str, str] | None) -> None:
+        """The policies of the data a request brings, before anything is done."""
+        if body or (source and source[0] == COPY_FROM):
+            repo.check_upload()
+        if source:
+            repo.check_source(source[0])
+
+    def _from_source(self, repo, kind: str, uri: str, fields: dict) -> dict:
+        """What an image's record gets from its external source: for a location, the
+        active status, the location and the store's size; for a copy-from, the size to
+        expect (the one declared, else the source's). `fields` is the image as it will
+        be, but for that."""
+        if not fields.get("disk_format"):
+            raise exceptions.Invalid("Disk format is not specified.")
+        if not fields.get("container_format"):
+            raise exceptions.Invalid("Container format is not specified.")
+        declared = fields.get("size") or 0
+        if kind == LOCATION:
+            stored = repo.source_size(uri)
+            if declared and stored and declared != stored:
+                raise exceptions.Conflict(
+                    "Provided image size must match the stored image size. "
+                    f"(provided size: {declared}, stored size: {stored})"
+                )
+            entry = {"url": uri, "metadata": {}, "status": "active"}
+            size = stored or declared
+            return {"status": "active", "size": size, "location": uri, "location_data": [entry]}
+        size = declared or repo.source_size(uri)
+        if size > self.size_cap:
+            raise exceptions.Invalid(
+                f"Denying attempt to upload image larger than {self.size_cap} bytes."
+            )
+        return {"status": "queued", "size": size}
+
+    def _headers(self, image: dict) -> list[tuple[str, str]]:
+        headers = serializers.image_meta_to_headers(image)
+        direct_url = self._direct_url(image)
+        if direct_url:
+            headers.append((f"{serializers.META_PREFIX}direct_url", direct_url))
+        return headers
+
+    def _json(self, image: dict) -> dict:
+        shown = serializers.image_to_json(image)
+        direct_url = self._direct_url(image)
+        if direct_url:
+            shown["direct_url"] = direct_url
+        return {"image": shown}
+
+    def _direct_url(self, image: dict) -> str | None:
+        if not self.show_direct_url or not image.get("location"):
+            return None
+        return self.stores.redact(image["location"])
 
     def _store(self, meta: dict) -> str | None:
         scheme = meta.get("store")
-        if scheme is not None and scheme not in self.store_schemes:
+        if scheme is not None and scheme not in self.stores.schemes:
             raise exceptions.Invalid(f"Required store {scheme} is invalid")
         return scheme
 

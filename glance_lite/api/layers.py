@@ -86,6 +86,11 @@ class PolicyLayer(Layer):
         self._writable()
         self._enforce("upload_image")
 
+    def check_source(self, kind: str) -> None:
+        """set_image_location for a location, copy_from for a copy-from."""
+        self._writable()
+        self._enforce("set_image_location" if kind == "location" else "copy_from")
+
     def check_download(self, image: dict | None) -> None:
         """download_image on `image`; None: an image that is not active."""
         self._enforce("download_image", image_target(image) if image else {})

@@ -245,6 +245,11 @@ class ImageRepository:
             )
         return chunks, size
 
+    def source_size(self, uri: str) -> int:
+        """The size of the data at an external source (a location or a copy-from's),
+        as its store reports it."""
+        return self.stores.for_location(uri).get_size(uri)
+
     def storage_usage(self, owner: str, exclude_image_id: str | None) -> int:
         return self.registry.get_storage_usage(self.context, owner, exclude_image_id)
 

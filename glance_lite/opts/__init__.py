@@ -282,6 +282,12 @@ image_opts = [
         help="Base URL in the versions document, for an api behind a proxy; unset uses "
         "the request's host URL.",
     ),
+    cfg.BoolOpt(
+        "show_image_direct_url",
+        default=False,
+        help="Show an image's location as direct_url (JSON) and x-image-meta-direct_url "
+        "(HEAD, GET), its credentials redacted. Glance's v1 never showed it.",
+    ),
     cfg.BoolOpt("enable_v1_api", default=True, help="Serve the v1 API under /v1."),
     cfg.BoolOpt(
         "enable_v2_api",

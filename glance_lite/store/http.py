@@ -134,8 +134,8 @@ class HttpStore(Store):
         parts = urllib.parse.urlsplit(location)
         netloc = parts.netloc
         if "@" in netloc:
-            netloc = "<redacted>@" + netloc.rpartition("@")[2]
-        query = "<redacted>" if parts.query else ""
+            netloc = "***@" + netloc.rpartition("@")[2]
+        query = "***" if parts.query else ""
         return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
     # --- requests ------------------------------------------------------------------

@@ -222,3 +222,17 @@ def client(default_api: ApiClient) -> ApiClient:
 def web() -> WebServer:
     """The real web server that http locations and copy-from sources are served by."""
     return webserver.from_env()
+
+
+@pytest.fixture
+def served(web: WebServer):
+    """Serve bytes for one test: served(data) -> the file's name under the web root."""
+    names = []
+
+    def serve(data: bytes) -> str:
+        names.append(web.put(data))
+        return names[-1]
+
+    yield serve
+    for name in names:
+        web.remove(name)

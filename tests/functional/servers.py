@@ -150,10 +150,12 @@ def api_conf(workdir: Path, registry_port: int, **defaults) -> Path:
     """A glance-api config talking to the registry on `registry_port`.
 
     Keyword arguments go to [DEFAULT]; `flavor`, `store_datadir` and `policy_file` are
-    taken out and put into their own sections.
+    taken out and put into their own sections, and so is `store_options`, a dict of
+    further [glance_store] options.
     """
     flavor = defaults.pop("flavor", None)
     datadir = defaults.pop("store_datadir", workdir / "images")
+    store_options = defaults.pop("store_options", {})
     policy_file = defaults.pop("policy_file", None)
     options = {
         "bind_host": "127.0.0.1",
@@ -167,7 +169,7 @@ def api_conf(workdir: Path, registry_port: int, **defaults) -> Path:
         workdir / "glance-api.conf",
         {
             "DEFAULT": options,
-            "glance_store": {"filesystem_store_datadir": datadir},
+            "glance_store": {"filesystem_store_datadir": datadir, **store_options},
             "paste_deploy": {
                 "config_file": ROOT / "etc" / "glance-api-paste.ini",
                 "flavor": flavor,

@@ -253,12 +253,15 @@ def test_the_file_store_may_be_named(client):
 
 @pytest.mark.parametrize("header", ["x-image-meta-location", "x-glance-api-copy-from"])
 @pytest.mark.parametrize(
-    "uri", ["http://example.com/image.img", "file:///etc/passwd", "swift://a/b"]
+    "uri",
+    ["file:///etc/passwd", "filesystem:///etc/passwd", "ftp://example.com/x", "swift://a/b"],
 )
-def test_external_sources_are_not_supported(client, header, uri):
+def test_external_sources_of_no_allowed_scheme_are_400(client, header, uri):
     resp = client.create(headers={header: uri}, disk_format="raw", container_format="bare")
     assert resp.status_code == 400, resp.text
-    assert f"External sources are not supported: '{uri}'" in resp.text
+    # a scheme no store knows is shown alone: what such a URI holds is not known
+    shown = uri if uri.startswith("file") else uri.split("://")[0] + "://"
+    assert f"External sources are not supported: '{shown}" in resp.text
 
 
 @pytest.mark.parametrize("header", ["x-image-meta-location", "x-glance-api-copy-from"])

@@ -28,20 +28,6 @@ def store(web) -> HttpStore:
     return make_store(web, timeout=5)
 
 
-@pytest.fixture
-def served(web):
-    """Serve bytes for one test: served(data) -> the file's name under the web root."""
-    names = []
-
-    def serve(data: bytes) -> str:
-        names.append(web.put(data))
-        return names[-1]
-
-    yield serve
-    for name in names:
-        web.remove(name)
-
-
 def pattern(n: int) -> bytes:
     return (bytes(range(251)) * (n // 251 + 1))[:n]
 

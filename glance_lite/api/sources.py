@@ -1,0 +1,97 @@
+"""Image data from elsewhere: x-image-meta-location and x-glance-api-copy-from.
+
+A location registers data that stays where it is: the image is active at once, pointing
+at the URL, with the size the store reports. A copy-from has glance-api fetch the data
+and store it as if it were uploaded: the request is answered at once with the reserved
+(queued) image, and a `Copier` streams the source into the store in the background, where
+the upload's own lifecycle (repository.py) takes the image to active, or to killed with
+the reason logged.
+
+Which URLs a client may name is decided here, as Glance v1 decides it: the scheme of an
+enabled store, never `file`, `filesystem` or `swift+config` (those would let a client
+read the api node's own files or the operator's configured account). Where the data may
+be fetched from is the address guard's business (store/addresses.py).
+"""
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+from glance_lite import exceptions
+from glance_lite.store.base import Stores, scheme_of
+
+LOG = logging.getLogger(__name__)
+
+RESTRICTED_SCHEMES = frozenset({"file", "filesystem", "swift+config"})
+LOCATION = "location"
+COPY_FROM = "copy_from"
+
+
+def external_source(meta: dict, has_body: bool, stores: Stores) -> tuple[str, str] | None:
+    """The request's one external source as (LOCATION or COPY_FROM, uri), or None.
+
+    400 for an empty one, one of a scheme no enabled store serves (or a restricted
+    one), and for more than one source of data (location, copy-from, body): checked
+    before anything is created, unlike Glance, which left a queued image behind.
+    """
+    given = [(kind, meta[kind]) for kind in (LOCATION, COPY_FROM) if kind in meta]
+    if len(given) + has_body > 1:
+        raise exceptions.Invalid("It's invalid to provide multiple image sources.")
+    if not given:
+        return None
+    kind, uri = given[0]
+    if not uri:
+        raise exceptions.Invalid("External source should not be empty")
+    try:
+        scheme = scheme_of(uri)
+    except exceptions.Invalid:
+        scheme = None
+    if scheme not in stores.schemes or scheme in RESTRICTED_SCHEMES:
+        raise exceptions.Invalid(f"External sources are not supported: '{stores.redact(uri)}'")
+    return kind, uri
+
+
+def source_chunks(stores: Stores, uri: str) -> Iterator[bytes]:
+    """The data at `uri`, opened when first asked for: a copy's errors (not found,
+    denied address, timeout) then happen inside the store's add, which cleans up."""
+    chunks, _ = stores.for_location(uri).get(uri)
+    try:
+        yield from chunks
+    finally:
+        chunks.close()
+
+
+class Copier:
+    """Runs copy-froms in the background, one thread each, and logs how each ends."""
+
+    def __init__(self, start: Callable[[Callable[[], None]], None] | None = None):
+        self._start = start or _in_thread
+
+    def copy(self, repo, image: dict, uri: str, store_scheme: str | None) -> None:
+        """Stream `uri` into the store as `image`'s data (queued -> saving -> active,
+        or killed) through `repo`, the caller's repository with its layers."""
+        shown = repo.stores.redact(uri)
+        LOG.info("image %s: copying its data from %s in the background", image["id"], shown)
+        self._start(lambda: self._run(repo, image, uri, shown, store_scheme))
+
+    @staticmethod
+    def _run(repo, image: dict, uri: str, shown: str, store_scheme: str | None) -> None:
+        try:
+            done = repo.upload(
+                image,
+                source_chunks(repo.stores, uri),
+                declared_size=image.get("size") or None,
+                declared_checksum=image.get("checksum"),
+                store_scheme=store_scheme,
+            )
+        except exceptions.GlanceLiteError as err:
+            LOG.error("image %s: copy from %s failed: %s", image["id"], shown, err)
+        except Exception:
+            LOG.exception("image %s: copy from %s failed", image["id"], shown)
+        else:
+            LOG.info("image %s: copied from %s, %d bytes, active", image["id"], shown, done["size"])
+
+
+def _in_thread(fn: Callable[[], None]) -> None:
+    # A daemon thread: a green thread in the servers, which monkey-patch threading.
+    threading.Thread(target=fn, name="glance-lite-copy", daemon=True).start()
