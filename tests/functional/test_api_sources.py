@@ -5,6 +5,7 @@ nginx as the source: x-image-meta-location (registered where it is), x-glance-ap
 import hashlib
 import os
 
+import glanceclient
 import pytest
 
 from tests.functional.conftest import ApiClient
@@ -269,3 +270,20 @@ def test_a_copy_over_the_size_cap_is_refused_before_anything_is_created(deploy, 
     resp = copy_from(capped, web.url + served(b"x" * 101))
     assert resp.status_code == 400
     assert "larger than 100 bytes" in resp.text
+
+
+# --- python-glanceclient -----------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:`version` keyword is being deprecated")
+def test_glanceclient_registers_by_location_and_by_copy_from(api, web, served):
+    client = glanceclient.Client("1", endpoint=api.url, token="anything")
+    data = os.urandom(70_000)
+    uri = web.url + served(data)
+    at = client.images.create(name="by-location", location=uri, **FORMATS)
+    assert (at.status, at.size) == ("active", len(data))
+    copied = client.images.create(name="by-copy", copy_from=uri, **FORMATS)
+    assert copied.status == "queued"
+    assert settled(api, copied.id) == "active"
+    for image in (at, copied):
+        assert b"".join(client.images.data(image.id)) == data
