@@ -17,7 +17,8 @@
 #   /moved/<rest>          301 to /<rest>
 #   /to?url=<url>          302 to <url> (anywhere: another host, another address)
 #   /loop                  302 to itself, forever
-#   /slow/<file>           NGINX_ROOT/<file> sent at 1 byte a second (a stalling source)
+#   /slow/<file>           NGINX_ROOT/<file> at 1 byte a second, headers included (a stall)
+#   /trickle/<file>        NGINX_ROOT/<file> at 100 bytes a second (slow but steady)
 #
 # The HTTPS listener uses a certificate for 127.0.0.1 and localhost signed by a CA made
 # here once ($NGINX_DATA_DIR/tls/ca.pem), which clients must be told to trust.
@@ -118,6 +119,11 @@ location /slow/ {
     alias $NGINX_ROOT/;
     sendfile off;
     limit_rate 1;
+}
+location /trickle/ {
+    alias $NGINX_ROOT/;
+    sendfile off;
+    limit_rate 100;
 }
 EOF
 

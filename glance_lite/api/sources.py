@@ -14,10 +14,9 @@ be fetched from is the address guard's business (store/addresses.py).
 """
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 
-from glance_lite import exceptions
+from glance_lite import background, exceptions
 from glance_lite.store.base import Stores, scheme_of
 
 LOG = logging.getLogger(__name__)
@@ -62,17 +61,28 @@ def source_chunks(stores: Stores, uri: str) -> Iterator[bytes]:
 
 
 class Copier:
-    """Runs copy-froms in the background, one thread each, and logs how each ends."""
+    """Runs copy-froms in the background (background.py: one thread each, waited for by
+    a server that stops gracefully) and logs how each ends. `start(name, fn, abandon)`
+    is background.start unless a test gives another."""
 
-    def __init__(self, start: Callable[[Callable[[], None]], None] | None = None):
-        self._start = start or _in_thread
+    def __init__(self, start: Callable[[str, Callable, Callable], None] = background.start):
+        self._start = start
 
     def copy(self, repo, image: dict, uri: str, store_scheme: str | None) -> None:
         """Stream `uri` into the store as `image`'s data (queued -> saving -> active,
         or killed) through `repo`, the caller's repository with its layers."""
         shown = repo.stores.redact(uri)
         LOG.info("image %s: copying its data from %s in the background", image["id"], shown)
-        self._start(lambda: self._run(repo, image, uri, shown, store_scheme))
+        self._start(
+            f"copy of image {image['id']}",
+            lambda: self._run(repo, image, uri, shown, store_scheme),
+            lambda: repo.kill(
+                image["id"],
+                reason=exceptions.ServiceUnavailable(
+                    f"the copy from {shown} was cut short: glance-api stopped"
+                ),
+            ),
+        )
 
     @staticmethod
     def _run(repo, image: dict, uri: str, shown: str, store_scheme: str | None) -> None:
@@ -90,8 +100,3 @@ class Copier:
             LOG.exception("image %s: copy from %s failed", image["id"], shown)
         else:
             LOG.info("image %s: copied from %s, %d bytes, active", image["id"], shown, done["size"])
-
-
-def _in_thread(fn: Callable[[], None]) -> None:
-    # A daemon thread: a green thread in the servers, which monkey-patch threading.
-    threading.Thread(target=fn, name="glance-lite-copy", daemon=True).start()

@@ -25,6 +25,7 @@ import eventlet.hubs
 import eventlet.wsgi
 from eventlet.hubs import trampoline
 
+from glance_lite import background
 from glance_lite.server import protocol
 from glance_lite.server.connections import ConnectionPool
 from glance_lite.server.listener import ServerOptions, bind, report_port
@@ -61,7 +62,11 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
         debug=False,
     )
 
+    stopped_at = time.monotonic()
+
     def stop(signum):
+        nonlocal stopped_at
+        stopped_at = time.monotonic()
         LOG.info("signal %d: finishing in-flight requests, then exiting", signum)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
@@ -74,6 +79,10 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
         handlers[signal.SIGHUP] = lambda signum: on_hup()
     dispatch_signals(handlers)
     server.wait()
+    # work the requests started (copy-froms): waited for within the same grace, a little
+    # before the hard exit, so that what cannot finish is ended cleanly, not dropped
+    left = opts.grace - (time.monotonic() - stopped_at) - 0.5 if opts.grace else None
+    background.drain(None if left is None else max(0.0, left))
 
 
 def dispatch_signals(handlers: dict[int, Callable[[int], None]]) -> None:

@@ -7,6 +7,7 @@ import os
 
 import glanceclient
 import pytest
+import requests
 
 from tests.functional.conftest import ApiClient
 from tests.functional.servers import wait_for
@@ -287,3 +288,38 @@ def test_glanceclient_registers_by_location_and_by_copy_from(api, web, served):
     assert settled(api, copied.id) == "active"
     for image in (at, copied):
         assert b"".join(client.images.data(image.id)) == data
+
+
+# --- copies and a stopping api -------------------------------------------------------------
+
+
+def stopping_api(deploy, web: WebServer, grace: int) -> ApiClient:
+    return deploy(
+        "stopping",
+        external_source_allowed_networks="127.0.0.0/8",
+        graceful_shutdown_timeout=grace,
+        store_options={"http_store_timeout": 30},
+    )
+
+
+def registry_status(api: ApiClient, image_id: str) -> str:
+    resp = requests.get(f"{api.deployment.registry.url}/images/{image_id}", timeout=10)
+    return resp.json()["image"]["status"]
+
+
+def test_a_stopping_api_finishes_a_copy_within_its_grace(deploy, web, served):
+    api = stopping_api(deploy, web, grace=20)
+    image = copy_from(api, web.url + "trickle/" + served(b"abc"), size=3).json()["image"]
+    assert api.deployment.api.stop(timeout=30) == 0
+    assert registry_status(api, image["id"]) == "active"
+    assert api.image_file(image["id"]).read_bytes() == b"abc"
+
+
+def test_a_copy_the_grace_cannot_wait_for_is_killed_and_logged(deploy, web, served):
+    api = stopping_api(deploy, web, grace=2)
+    name = served(b"z" * 1000)
+    image = copy_from(api, web.url + "trickle/" + name, size=1000).json()["image"]
+    wait_for(lambda: registry_status(api, image["id"]) == "saving")
+    assert api.deployment.api.stop(timeout=30) == 0
+    assert registry_status(api, image["id"]) == "killed"
+    assert "was cut short: glance-api stopped" in api.api_log()

@@ -13,7 +13,7 @@ from glance_lite.api.sources import Copier
 FORMATS = {"x-image-meta-disk_format": "raw", "x-image-meta-container_format": "bare"}
 
 
-def at_once(fn):
+def at_once(name, fn, abandon):
     fn()
 
 
