@@ -11,6 +11,7 @@ import requests
 
 from tests.functional.conftest import ApiClient
 from tests.functional.servers import wait_for
+from tests.functional.test_api_memory import reset_peak, status_bytes
 from tests.functional.webserver import WebServer
 
 FORMATS = {"disk_format": "raw", "container_format": "bare"}
@@ -323,3 +324,39 @@ def test_a_copy_the_grace_cannot_wait_for_is_killed_and_logged(deploy, web, serv
     assert api.deployment.api.stop(timeout=30) == 0
     assert registry_status(api, image["id"]) == "killed"
     assert "was cut short: glance-api stopped" in api.api_log()
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+def test_the_api_copies_and_serves_a_large_location_in_flat_memory(api, web, served):
+    """A 256 MiB source copied and downloaded by location: glance-api's peak RSS (VmHWM)
+    grows by less than 16 MiB over its warmed-up idle size."""
+    name = f"large-{os.getpid()}.img"
+    md5 = hashlib.md5()
+    with open(web.root / name, "wb") as f:
+        for _ in range(256):
+            piece = os.urandom(1 << 20)
+            md5.update(piece)
+            f.write(piece)
+    (web.root / name).chmod(0o644)
+    try:
+        warm = copy_from(api, web.url + "redirect/" + served(b"w" * 5000)).json()
+        settled(api, warm["image"]["id"])
+        pid = api.api_pid
+        idle = status_bytes(pid, "VmRSS")
+        reset_peak(pid)
+        image = copy_from(api, web.url + name).json()["image"]
+        assert settled(api, image["id"]) == "active"
+        at = location(api, web.url + name).json()["image"]
+        got = hashlib.md5()
+        with api.get(f"/images/{at['id']}", stream=True) as resp:
+            for chunk in resp.iter_content(1 << 20):
+                got.update(chunk)
+        assert got.hexdigest() == md5.hexdigest()
+        assert api.meta(image["id"])["x-image-meta-checksum"] == md5.hexdigest()
+        grown = status_bytes(pid, "VmHWM") - idle
+        assert grown < 16 << 20, f"grew {grown >> 10} KiB"
+        assert api.delete(f"/images/{image['id']}").status_code == 200  # 256 MiB on disk
+    finally:
+        web.remove(name)
