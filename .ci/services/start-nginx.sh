@@ -19,6 +19,7 @@
 #   /loop                  302 to itself, forever
 #   /slow/<file>           NGINX_ROOT/<file> at 1 byte a second, headers included (a stall)
 #   /trickle/<file>        NGINX_ROOT/<file> at 100 bytes a second (slow but steady)
+#   /stall/<file>          nothing for minutes: nginx waits for /slow/<file>'s headers
 #
 # The HTTPS listener uses a certificate for 127.0.0.1 and localhost signed by a CA made
 # here once ($NGINX_DATA_DIR/tls/ca.pem), which clients must be told to trust.
@@ -119,6 +120,10 @@ location /slow/ {
     alias $NGINX_ROOT/;
     sendfile off;
     limit_rate 1;
+}
+location /stall/ {
+    proxy_pass http://127.0.0.1:$NGINX_PORT/slow/;
+    proxy_read_timeout 600s;
 }
 location /trickle/ {
     alias $NGINX_ROOT/;

@@ -261,7 +261,7 @@ def test_a_copy_that_fails_in_the_background_kills_the_image_and_logs_why(api, w
 
 def test_a_copy_from_a_stalled_source_times_out_and_kills_the_image(api, web, served):
     name = served(b"z" * 1000)
-    image = copy_from(api, web.url + "slow/" + name, size=1000).json()["image"]
+    image = copy_from(api, web.url + "stall/" + name, size=1000).json()["image"]
     assert settled(api, image["id"]) == "killed"
     assert "did not answer within 1 seconds" in api.api_log()
     assert api.no_file_for(image["id"])

@@ -153,7 +153,7 @@ def test_a_stalled_source_times_out_as_a_503(web, served):
     store = make_store(web, timeout=0.3)
     name = served(pattern(10_000))
     with pytest.raises(RemoteUnavailable):
-        read_all(store, web.url + "slow/" + name)
+        read_all(store, web.url + "stall/" + name)
 
 
 def test_an_untrusted_certificate_is_refused(web, served):

@@ -5,7 +5,7 @@ it serves from GLANCE_LITE_TEST_HTTP_ROOT and the CA of its certificate from
 GLANCE_LITE_TEST_HTTP_CA_FILE; unset or unreachable means skip, or fail when CI=true.
 Besides the files, it answers /status/<code>, /redirect/<rest> (302 to /<rest>),
 /moved/<rest> (301), /to?url=<url>, /loop, /slow/<file> (1 byte a second, headers
-included) and /trickle/<file> (100 bytes a second).
+included), /trickle/<file> (100 bytes a second) and /stall/<file> (nothing for minutes).
 """
 
 import dataclasses
