@@ -9,6 +9,8 @@
 #   NGINX_ROOT           directory to serve                        (default $NGINX_DATA_DIR/www)
 #   NGINX_PORT           HTTP port on 127.0.0.1, or "auto"         (default 58080)
 #   NGINX_HTTPS_PORT     HTTPS port on 127.0.0.1, or "auto"        (default 58443)
+#   NGINX_PROXY_PORT     a forward proxy for http URLs of IP addresses, or "auto"
+#                        (default 58088)
 #   NGINX_START_TIMEOUT  seconds to wait for readiness             (default 30)
 #
 # Besides the files under NGINX_ROOT, both listeners answer:
@@ -25,7 +27,8 @@
 # here once ($NGINX_DATA_DIR/tls/ca.pem), which clients must be told to trust.
 #
 # Stdout's last line is the HTTP base URL, e.g. http://127.0.0.1:58080/;
-# $NGINX_DATA_DIR/service.env holds NGINX_URL, NGINX_HTTPS_URL, NGINX_ROOT, NGINX_CA_FILE.
+# $NGINX_DATA_DIR/service.env holds NGINX_URL, NGINX_HTTPS_URL, NGINX_PROXY_URL, NGINX_ROOT,
+# NGINX_CA_FILE.
 set -euo pipefail
 
 SERVICES_DIR="${SERVICES_DIR:-/tmp/glance-services}"
@@ -33,6 +36,7 @@ NGINX_DATA_DIR="${NGINX_DATA_DIR:-$SERVICES_DIR/nginx}"
 NGINX_ROOT="${NGINX_ROOT:-$NGINX_DATA_DIR/www}"
 NGINX_PORT="${NGINX_PORT:-58080}"
 NGINX_HTTPS_PORT="${NGINX_HTTPS_PORT:-58443}"
+NGINX_PROXY_PORT="${NGINX_PROXY_PORT:-58088}"
 NGINX_START_TIMEOUT="${NGINX_START_TIMEOUT:-30}"
 
 PIDFILE="$NGINX_DATA_DIR/nginx.master.pid"
@@ -75,6 +79,7 @@ command -v curl >/dev/null 2>&1 || apt_install curl
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 [ "$NGINX_PORT" = "auto" ] && NGINX_PORT="$(free_port)"
 [ "$NGINX_HTTPS_PORT" = "auto" ] && NGINX_HTTPS_PORT="$(free_port)"
+[ "$NGINX_PROXY_PORT" = "auto" ] && NGINX_PROXY_PORT="$(free_port)"
 
 mkdir -p "$NGINX_DATA_DIR/tmp" "$NGINX_ROOT" "$TLS"
 chmod a+rx "$NGINX_ROOT"
@@ -163,6 +168,15 @@ http {
         ssl_certificate_key $TLS/server.key;
         include $ROUTES;
     }
+    server {
+        # a forward proxy (http only, hosts given as IP addresses: no resolver); it says
+        # it was there in an X-Via-Proxy header
+        listen 127.0.0.1:$NGINX_PROXY_PORT;
+        location / {
+            proxy_pass http://\$http_host;
+            add_header X-Via-Proxy yes always;
+        }
+    }
 }
 EOF
 
@@ -181,7 +195,8 @@ done
 
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/"
 NGINX_HTTPS_URL="https://127.0.0.1:$NGINX_HTTPS_PORT/"
-printf 'NGINX_URL=%s\nNGINX_HTTPS_URL=%s\nNGINX_ROOT=%s\nNGINX_CA_FILE=%s\n' \
-    "$NGINX_URL" "$NGINX_HTTPS_URL" "$NGINX_ROOT" "$TLS/ca.pem" >"$ENVFILE"
+NGINX_PROXY_URL="http://127.0.0.1:$NGINX_PROXY_PORT"
+printf 'NGINX_URL=%s\nNGINX_HTTPS_URL=%s\nNGINX_PROXY_URL=%s\nNGINX_ROOT=%s\nNGINX_CA_FILE=%s\n' \
+    "$NGINX_URL" "$NGINX_HTTPS_URL" "$NGINX_PROXY_URL" "$NGINX_ROOT" "$TLS/ca.pem" >"$ENVFILE"
 log "ready (pid $(cat "$PIDFILE")); env in $ENVFILE"
 echo "$NGINX_URL"

@@ -212,3 +212,21 @@ def test_a_redirect_to_a_denied_address_is_refused(web, store, target):
 def test_a_redirect_to_another_scheme_is_refused(web, store):
     with pytest.raises(BadStoreUri, match="not http or https"):
         store.get(web.url + "to?url=file:///etc/passwd")
+
+
+# --- through a proxy ---------------------------------------------------------------
+
+
+def test_a_configured_proxy_fetches_and_the_guard_still_checks_the_names(web, served):
+    name = served(b"via proxy")
+    store = make_store(web, timeout=5, proxies={"http": web.proxy_url})
+    assert read_all(store, web.url + name)[0] == b"via proxy"
+    # the connection is the proxy's: with a proxy that is down, nothing is read
+    down = make_store(web, timeout=5, proxies={"http": "http://127.0.0.1:1"})
+    with pytest.raises(RemoteUnavailable):
+        down.get_size(web.url + name)
+    denied = make_store(web, allowed=(), timeout=5, proxies={"http": web.proxy_url})
+    with pytest.raises(DeniedAddress, match=r"127\.0\.0\.1"):
+        denied.get_size(web.url + name)
+    with pytest.raises(DeniedAddress, match=r"169\.254\.169\.254"):
+        store.get_size(web.url + "to?url=http://169.254.169.254/latest/")

@@ -2,7 +2,8 @@
 
 Its URLs come from GLANCE_LITE_TEST_HTTP_URL / GLANCE_LITE_TEST_HTTPS_URL, the directory
 it serves from GLANCE_LITE_TEST_HTTP_ROOT and the CA of its certificate from
-GLANCE_LITE_TEST_HTTP_CA_FILE; unset or unreachable means skip, or fail when CI=true.
+GLANCE_LITE_TEST_HTTP_CA_FILE, and a forward proxy from GLANCE_LITE_TEST_HTTP_PROXY_URL;
+unset or unreachable means skip, or fail when CI=true.
 Besides the files, it answers /status/<code>, /redirect/<rest> (302 to /<rest>),
 /moved/<rest> (301), /to?url=<url>, /loop, /slow/<file> (1 byte a second, headers
 included), /trickle/<file> (100 bytes a second) and /stall/<file> (nothing for minutes).
@@ -22,6 +23,7 @@ ENV = {
     "https_url": "GLANCE_LITE_TEST_HTTPS_URL",
     "root": "GLANCE_LITE_TEST_HTTP_ROOT",
     "ca_file": "GLANCE_LITE_TEST_HTTP_CA_FILE",
+    "proxy_url": "GLANCE_LITE_TEST_HTTP_PROXY_URL",
 }
 
 
@@ -31,6 +33,7 @@ class WebServer:
     https_url: str
     root: Path
     ca_file: str
+    proxy_url: str  # a forward proxy for http URLs of IP addresses (X-Via-Proxy: yes)
 
     def put(self, data: bytes, name: str | None = None) -> str:
         """Serve `data` (world-readable: nginx's workers are not root); its path."""
@@ -50,7 +53,8 @@ def from_env() -> WebServer:
         values[field] = os.environ.get(env)
         if not values[field]:
             unavailable(f"{env} is not set; the http store tests need nginx (.ci/services)")
-    server = WebServer(values["url"], values["https_url"], Path(values["root"]), values["ca_file"])
+    values["root"] = Path(values["root"])
+    server = WebServer(**values)
     try:
         requests.head(server.url, timeout=5)
     except requests.RequestException as err:
