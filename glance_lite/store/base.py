@@ -163,12 +163,13 @@ class Stores:
 
     def redact(self, location: str) -> str:
         """`location` without its credentials, by its store's rules; a location of no
-        enabled store shows only its scheme, as nothing is known of what it holds."""
+        enabled store shows only its scheme, as nothing is known of what it holds (`***`,
+        not `<redacted>`: webob drops what looks like a tag from its plain-text errors)."""
         try:
             return self.for_location(location).redact(location)
         except (UnknownScheme, BadStoreUri):
             scheme = location.partition("://")[0] if "://" in location else "?"
-            return f"{scheme}://<redacted>"
+            return f"{scheme}://***"
 
     def discard_partial(self, image_id: str, partial_location: str | None) -> None:
         """Remove the partial data of a killed upload: from the store of
