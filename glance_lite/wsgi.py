@@ -183,11 +183,10 @@ def load_paste_app(conf, service: str):
     try:
         return deploy.loadapp(f"config:{path}", name=name)
     except LookupError as exc:
-        if "keystone" in flavor:
+        if "cach" in flavor and "'cache" in str(exc):
             raise exceptions.ConfigError(
-                f"the '{flavor}' flavor is not supported yet: glance-lite does not ship "
-                f"the keystone pipelines. Use 'trusted-auth' behind an authenticating "
-                f"proxy, or no flavor."
+                f"the '{flavor}' flavor needs the image cache, which this glance-lite "
+                f"does not have yet; use the flavor without it ('{flavor.split('+')[0]}')"
             ) from None
         raise exceptions.ConfigError(
             f"cannot load pipeline '{name}' from {path} ([paste_deploy] flavor = '{flavor}'): {exc}"

@@ -10,6 +10,7 @@ from oslo_config import cfg
 from oslo_policy import opts as oslo_policy_opts
 
 from glance_lite import image_meta as im
+from glance_lite.opts.keystone import service_credential_opts
 from glance_lite.opts.store import STORE_GROUP, external_source_opts, http_store_opts, store_opts
 from glance_lite.opts.store import register_http_store_opts as register_http_store_opts
 from glance_lite.opts.store import register_store_opts as register_store_opts
@@ -237,7 +238,8 @@ registry_client_opts = [
     cfg.BoolOpt(
         "use_user_token",
         default=True,
-        help="Forward the caller's X-Auth-Token to the registry.",
+        help="Forward the caller's X-Auth-Token to the registry (false: send "
+        "admin_user's token instead; see admin_user).",
     ),
     cfg.BoolOpt(
         "send_identity_headers",
@@ -394,6 +396,7 @@ def list_api_opts():
                 *paging_opts,
                 *json_body_opts,
                 *registry_client_opts,
+                *service_credential_opts,
                 registry_secret_opt,
                 metadata_encryption_key_opt,
                 *image_opts,
@@ -500,6 +503,7 @@ def list_scrubber_opts():
             [
                 *scrubber_opts,
                 *registry_client_opts,
+                *service_credential_opts,
                 registry_secret_opt,
                 metadata_encryption_key_opt,
                 *context_opts,

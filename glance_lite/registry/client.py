@@ -16,6 +16,7 @@ still be applied later, which the caller must allow for (api/repository.py).
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote, urlencode
 
@@ -27,7 +28,8 @@ import urllib3.exceptions
 from glance_lite import exceptions
 from glance_lite.context import RequestContext
 from glance_lite.crypt import LocationCipher
-from glance_lite.registry import headers
+from glance_lite.registry import credentials, headers
+from glance_lite.registry.credentials import ServiceToken
 
 LOG = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class RegistryClient:
         verify: bool | str = True,
         cert: tuple[str, str] | None = None,
         cipher: LocationCipher | None = None,
+        service_token: ServiceToken | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -66,6 +69,7 @@ class RegistryClient:
         self.session.verify = verify
         self.session.cert = cert
         self.cipher = cipher
+        self.service_token = service_token
 
     # --- images --------------------------------------------------------------------
 
@@ -247,6 +251,14 @@ class RegistryClient:
             sent[headers.SECRET] = self.secret
         if self.use_user_token and context.auth_token:
             sent["X-Auth-Token"] = context.auth_token
+            if self.service_token is not None:
+                # lets a registry in the keystone flavor take the caller's token even
+                # if it expired since the call began (a long upload)
+                sent["X-Service-Token"] = self.service_token.get()
+        elif self.service_token is not None and (not self.use_user_token or context.is_admin):
+            # Glance's rule: the api's own token stands for the caller, when told so or
+            # for an admin without one (glance-scrubber); never for an anonymous caller
+            sent["X-Auth-Token"] = self.service_token.get()
         if self.send_identity_headers:
             sent["X-Identity-Status"] = "Confirmed"
             sent["X-Roles"] = ",".join(context.roles)
@@ -276,6 +288,8 @@ class RegistryClient:
             LOG.error("registry call %s %s failed: %s", method, path, exc)
             raise self._unavailable(exc) from None
         if reply.status_code >= 300:  # redirects are not followed: an error too
+            if reply.status_code == 401 and self.service_token is not None:
+                self.service_token.forget()  # revoked, perhaps: the next call gets another
             raise registry_error(reply)
         return reply
 
@@ -411,7 +425,7 @@ def _segment(value: str) -> str:
     return quote(value, safe="").replace(".", "%2E")
 
 
-def client_from_conf(conf) -> RegistryClient:
+def client_from_conf(conf, environ=os.environ) -> RegistryClient:
     """The registry client the [DEFAULT] registry_* options of a glance-api (or
     glance-scrubber) configuration describe."""
     host = conf.registry_host
@@ -436,4 +450,5 @@ def client_from_conf(conf) -> RegistryClient:
         verify=verify,
         cert=cert,
         cipher=LocationCipher(key) if (key := conf.metadata_encryption_key) else None,
+        service_token=credentials.from_conf(conf, environ),
     )

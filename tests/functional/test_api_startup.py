@@ -19,11 +19,18 @@ def start_api(conf):
     )
 
 
-@pytest.mark.parametrize("flavor", ["keystone", "keystone+caching", "caching"])
+@pytest.mark.parametrize("flavor", ["keystone+caching", "keystone+cachemanagement", "caching"])
 def test_flavors_not_shipped_stop_start_up_naming_the_flavor(tmp_path, flavor):
     result = start_api(api_conf(tmp_path, registry_port=9, flavor=flavor))
     assert result.returncode == 1
     assert flavor in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_keystone_flavor_without_credentials_stops_start_up_naming_the_option(tmp_path):
+    result = start_api(api_conf(tmp_path, registry_port=9, flavor="keystone"))
+    assert result.returncode == 1
+    assert "[keystone_authtoken] auth_type is not set" in result.stderr
     assert "Traceback" not in result.stderr
 
 

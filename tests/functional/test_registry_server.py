@@ -246,7 +246,7 @@ def test_shared_secret_is_required_from_every_caller(tmp_path):
         server.stop()
 
 
-def test_keystone_flavor_fails_at_start_up_naming_it(tmp_path):
+def test_keystone_flavor_without_credentials_fails_at_start_up_naming_them(tmp_path):
     conf = registry_conf(tmp_path)
     conf.write_text(conf.read_text().replace("[paste_deploy]", "[paste_deploy]\nflavor = keystone"))
     result = subprocess.run(
@@ -256,7 +256,7 @@ def test_keystone_flavor_fails_at_start_up_naming_it(tmp_path):
         timeout=20,
     )
     assert result.returncode == 1
-    assert "'keystone' flavor" in result.stderr
+    assert "[keystone_authtoken] auth_type is not set" in result.stderr
 
 
 def test_trusted_auth_tenants_see_their_own_shared_and_public_images(tmp_path):
