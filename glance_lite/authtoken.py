@@ -28,7 +28,6 @@ from glance_lite import config, exceptions
 
 try:
     from keystoneauth1 import exceptions as ksa_exceptions
-    from keystoneauth1 import loading as ksa_loading
     from keystonemiddleware import auth_token
     from keystonemiddleware.auth_token import _exceptions as ksm_exceptions
 except ImportError:  # the base install: the keystone flavors say what is missing
@@ -83,34 +82,29 @@ def filter_factory(global_conf, **local_conf):
         raise exceptions.ConfigError(MISSING)
     conf = config.get()
     settings = {**global_conf, **local_conf, "oslo_config_config": conf}
-
-    def make(app):
-        filt = AuthToken(app, dict(settings))
-        check(conf)
-        return filt
-
-    return make
+    return lambda app: build(app, conf, dict(settings))
 
 
-def check(conf) -> None:
-    """Stop at start-up on a `[keystone_authtoken]` that cannot work: no credentials plugin
-    (then no token can ever be checked), an unknown one, or one without its auth_url."""
-    group = getattr(conf, GROUP)
-    plugin = group.auth_type
-    if not plugin:
+def build(app, conf, settings: dict) -> "AuthToken":
+    """The filter, or a ConfigError on a `[keystone_authtoken]` that cannot work: no
+    credentials plugin (no token could ever be checked), an unknown one, or one without
+    what it needs."""
+    try:
+        filt = AuthToken(app, settings)
+    except ksa_exceptions.NoMatchingPlugin as exc:
+        raise exceptions.ConfigError(
+            f"[{GROUP}] auth_type = {exc.name}: no such keystoneauth plugin is installed"
+        ) from None
+    except ksa_exceptions.MissingRequiredOptions as exc:
+        names = ", ".join(opt.dest for opt in exc.options)
+        raise exceptions.ConfigError(
+            f"[{GROUP}] {names} is not set, which auth_type = "
+            f"{getattr(conf, GROUP).auth_type} needs"
+        ) from None
+    if not getattr(conf, GROUP).auth_type:
         raise exceptions.ConfigError(
             f"[{GROUP}] auth_type is not set: the service needs credentials of its own "
             f"(e.g. auth_type = password, auth_url, username, password, project_name) "
             f"to have Keystone check its callers' tokens"
         )
-    try:
-        ksa_loading.get_plugin_loader(plugin)
-    except ksa_exceptions.NoMatchingPlugin:
-        raise exceptions.ConfigError(
-            f"[{GROUP}] auth_type = {plugin}: no such keystoneauth plugin is installed"
-        ) from None
-    if not getattr(group, "auth_url", None):
-        raise exceptions.ConfigError(
-            f"[{GROUP}] auth_url is not set: where the service's own credentials "
-            f"(auth_type = {plugin}) are checked"
-        )
+    return filt

@@ -313,6 +313,15 @@ class ImageRepository:
                 self._discard(store, result.location)
                 self._settle_upload(image_id, store, None)
             raise
+        except exceptions.NotAuthenticated:
+            # A registry in the keystone flavor refused the caller's token, which was good
+            # when the upload began: it expired meanwhile. As Glance: the data goes, the
+            # image stays as it was (no call with that token can change it).
+            self._discard(store, result.location)
+            raise exceptions.NotAuthenticated(
+                "Authentication error - the token may have expired during file upload. "
+                f"The data of image {image_id} was deleted."
+            ) from None
         except BaseException as err:
             self._discard(store, result.location)
             if not isinstance(err, (exceptions.Conflict, exceptions.PreconditionFailed)):

@@ -154,6 +154,7 @@ def test_a_token_that_expires_during_an_upload_is_401_and_its_data_is_removed(pl
     before = set(plain.datadir.iterdir()) if plain.datadir.exists() else set()
     resp, _ = upload_while_token_expires(plain, ks)
     assert_keystone_401(resp, ks)
+    assert "the token may have expired during file upload" in resp.text
     after = {p for p in plain.datadir.iterdir() if not p.name.startswith(".")}
     assert after <= before
 
