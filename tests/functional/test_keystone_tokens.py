@@ -157,6 +157,14 @@ def test_a_token_that_expires_during_an_upload_is_401_and_its_data_is_removed(pl
     assert "the token may have expired during file upload" in resp.text
     after = {p for p in plain.datadir.iterdir() if not p.name.startswith(".")}
     assert after <= before
+    fresh = ks.token(ks.demo).id
+    listed = images(plain, fresh, "/v1/images/detail").json()["images"]
+    left = [i for i in listed if i["name"] == "long-upload" and i["status"] == "saving"]
+    assert len(left) == 1
+    gone = requests.delete(
+        f"{plain.url}/v1/images/{left[0]['id']}", headers={"X-Auth-Token": fresh}, timeout=TIMEOUT
+    )
+    assert gone.status_code == 200, gone.text
 
 
 def test_with_the_apis_own_credentials_a_token_expiring_during_an_upload_is_taken(
