@@ -238,8 +238,9 @@ registry_client_opts = [
     cfg.BoolOpt(
         "use_user_token",
         default=True,
-        help="Forward the caller's X-Auth-Token to the registry (false: send "
-        "admin_user's token instead; see admin_user).",
+        help="Forward the caller's X-Auth-Token to the registry. False sends no caller "
+        "token, unless admin_user is set: then the caller's token still goes, with "
+        "admin_user's beside it (see admin_user).",
     ),
     cfg.BoolOpt(
         "send_identity_headers",

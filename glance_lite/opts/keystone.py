@@ -12,12 +12,12 @@ service_credential_opts = [
         "admin_user",
         help="User name of glance-api's own Keystone account (domain 'default'). With "
         "auth_strategy = keystone glance-api gets a token for it, keeps it and renews it "
-        "before it expires. use_user_token = true (the default): the token goes to the "
-        "registry as X-Service-Token next to the caller's X-Auth-Token, so that a "
-        "registry in the keystone flavor still takes a caller's token that expired "
-        "during a long upload (the account needs the 'service' role for that). "
-        "use_user_token = false: it goes as X-Auth-Token instead of the caller's, and "
-        "the registry sees every call as made by this account.",
+        "before it expires. It goes to the registry as X-Service-Token next to the "
+        "caller's X-Auth-Token (whatever use_user_token says), so that a registry in "
+        "the keystone flavor still takes a caller's token that expired during a long "
+        "upload (the account needs the 'service' role for that); it never stands for a "
+        "caller who has a token. An admin caller without a token (glance-scrubber, the "
+        "no-auth flavor) sends it as X-Auth-Token.",
     ),
     cfg.StrOpt("admin_password", secret=True, help="Password of admin_user."),
     cfg.StrOpt(

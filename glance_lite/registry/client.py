@@ -249,16 +249,20 @@ class RegistryClient:
         sent = {"X-Openstack-Request-ID": context.request_id, "Accept": "text/plain"}
         if self.secret:
             sent[headers.SECRET] = self.secret
-        if self.use_user_token and context.auth_token:
+        service = self.service_token
+        if context.auth_token and (self.use_user_token or service is not None):
+            # With credentials the caller's token goes even with use_user_token = false:
+            # the api's own token never stands for a caller who has an identity (in
+            # Glance it did, and a registry in the keystone flavor then let every caller
+            # act as the api's user). Beside it, the api's token lets such a registry
+            # take the caller's token after it expired (a long upload).
             sent["X-Auth-Token"] = context.auth_token
-            if self.service_token is not None:
-                # lets a registry in the keystone flavor take the caller's token even
-                # if it expired since the call began (a long upload)
-                sent["X-Service-Token"] = self.service_token.get()
-        elif self.service_token is not None and (not self.use_user_token or context.is_admin):
-            # Glance's rule: the api's own token stands for the caller, when told so or
-            # for an admin without one (glance-scrubber); never for an anonymous caller
-            sent["X-Auth-Token"] = self.service_token.get()
+            if service is not None:
+                sent["X-Service-Token"] = service.get()
+        elif service is not None and context.is_admin:
+            # an admin without a token (glance-scrubber, the no-auth flavor); never an
+            # anonymous caller
+            sent["X-Auth-Token"] = service.get()
         if self.send_identity_headers:
             sent["X-Identity-Status"] = "Confirmed"
             sent["X-Roles"] = ",".join(context.roles)

@@ -2,8 +2,10 @@
 and public images, an admin all of them, and a token of one project never reaches the
 other's private image, by any route of the api or of the registry.
 
-Run twice: glance-api forwarding the caller's token alone (Glance's default), and with a
-token of its own beside it (admin_user & co; the identity stays the caller's).
+Run three times: glance-api forwarding the caller's token alone (Glance's default), with
+a token of its own beside it (admin_user & co; the identity stays the caller's), and so
+with use_user_token = false too (where Glance sent the api's token instead, and every
+caller became the api's user at the registry).
 """
 
 from collections.abc import Iterator
@@ -57,16 +59,18 @@ def ks():
     return keystone()
 
 
-@pytest.fixture(scope="module", params=["user-token", "with-service-token"])
+@pytest.fixture(scope="module", params=["user-token", "with-service-token", "use_user_token-false"])
 def deployment(request, ks, tmp_path_factory) -> Iterator[KeystoneDeployment]:
     options = {}
-    if request.param == "with-service-token":
+    if request.param != "user-token":
         options = {
             "auth_url": ks.url,
             "admin_user": ks.service.user,
             "admin_password": ks.service.password,
             "admin_tenant_name": ks.service.project,
         }
+    if request.param == "use_user_token-false":
+        options["use_user_token"] = "false"
     workdir = tmp_path_factory.mktemp(f"ks-{request.param}")
     started = KeystoneDeployment(workdir, ks, api_options=options).start()
     yield started

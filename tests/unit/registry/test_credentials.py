@@ -75,12 +75,16 @@ def test_with_credentials_the_service_token_goes_beside_the_callers():
     assert (sent["X-Auth-Token"], sent["X-Service-Token"]) == ("user-token", "service-token")
 
 
-def test_use_user_token_false_sends_the_service_token_instead():
+def test_use_user_token_false_never_lets_the_service_token_stand_for_a_caller():
     sent = client(service_token=FixedToken(), use_user_token=False).headers_for(
         caller(auth_token="user-token")
     )
-    assert sent["X-Auth-Token"] == "service-token"
-    assert "X-Service-Token" not in sent
+    assert (sent["X-Auth-Token"], sent["X-Service-Token"]) == ("user-token", "service-token")
+
+
+def test_use_user_token_false_without_credentials_sends_no_token():
+    sent = client(use_user_token=False).headers_for(caller(auth_token="user-token"))
+    assert "X-Auth-Token" not in sent
 
 
 def test_a_tokenless_admin_uses_the_service_token_an_anonymous_caller_never():
