@@ -5,6 +5,7 @@ Every deployment here is a real glance-registry and glance-api in the keystone f
 (tests/functional/keystone.py); tokens come from the test Keystone by password.
 """
 
+import datetime
 import time
 from collections.abc import Iterator
 
@@ -124,22 +125,25 @@ def test_identity_headers_a_caller_sends_are_not_believed(plain, ks):
     assert resp.json()["image"]["owner"] == demo.project_id
 
 
-def slow_body(data: bytes, pause: float) -> Iterator[bytes]:
-    """The first half at once, the second after `pause` seconds (a chunked upload)."""
+def slow_body(data: bytes, until: float) -> Iterator[bytes]:
+    """The first half at once, the second at time `until` (a chunked upload)."""
     half = len(data) // 2
     yield data[:half]
-    time.sleep(pause)
+    time.sleep(max(0.0, until - time.time()))
     yield data[half:]
 
 
 def upload_while_token_expires(deployment, ks) -> tuple[requests.Response, str]:
-    """An upload whose token (5 s to live) expires between its first and second half."""
-    token = ks.short_token(ks.demo, seconds=5)
+    """An upload whose token expires between its first and second half: 8 s to live,
+    ample for the api and the registry to check it as the upload begins, even on a busy
+    machine; the second half goes 1.5 s after its end."""
+    token = ks.short_token(ks.demo, seconds=8)
+    expires = datetime.datetime.fromisoformat(token.expires_at.replace("Z", "+00:00"))
     data = b"x" * (1 << 20)
     resp = requests.post(
         deployment.url + "/v1/images",
         headers={**UPLOAD, "X-Auth-Token": token.id, "x-image-meta-name": "long-upload"},
-        data=slow_body(data, pause=8),
+        data=slow_body(data, until=expires.timestamp() + 1.5),
         timeout=60,
     )
     assert images(deployment, token.id).status_code == 401  # it did expire
