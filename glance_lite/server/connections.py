@@ -13,8 +13,6 @@ import contextlib
 import socket
 
 import eventlet
-import eventlet.wsgi
-from eventlet import greenio
 
 BUSY_TEXT = b"The server is at its connection limit; try again shortly.\n"
 BUSY = (
@@ -50,24 +48,30 @@ class ConnectionPool(eventlet.GreenPool):
         the stream, ends, and frees its place (spawn() waits for that). False when no
         connection is idle."""
         for key, connection in self.open.items():
-            if connection[2] == eventlet.wsgi.STATE_IDLE and not _request_waiting(connection[1]):
-                connection[2] = eventlet.wsgi.STATE_CLOSE  # no further request on it
+            # [address, socket, state], and the Protocol once its thread has started
+            if len(connection) > 3 and connection[3].close_if_idle():
                 del self.open[key]
-                greenio.shutdown_safe(connection[1])
                 return True
         return False
 
+    def retire(self, wait: float) -> None:
+        """The worker is going away (it accepts no more): each connection finishes the
+        request it has, and at most one more (Protocol.retire()); those waiting for a
+        request of which nothing has come are closed after `wait` seconds if none comes.
+        A connection whose thread has not started yet starts as the server's protocol,
+        which the caller has made the retiring one."""
+        waiting = [
+            connection[3]
+            for connection in list(self.open.values())
+            if len(connection) > 3 and connection[3].retire()
+        ]
+        if waiting:
+            eventlet.spawn_after(wait, _close_idle, waiting)
 
-def _request_waiting(sock) -> bool:
-    """Whether bytes of a request have arrived on an idle connection that its thread has
-    not read yet: closing it then would lose a request its client has sent (a kept-alive
-    client such as glance-api's registry client)."""
-    try:
-        return bool(sock.fd.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return False  # broken already: as good as idle
+
+def _close_idle(protocols) -> None:
+    for protocol in protocols:
+        protocol.close_if_idle()
 
 
 def refuse_busy(sock) -> None:

@@ -7,7 +7,9 @@ another request; x-image-meta-* / x-glance-* headers spelled with `_` are recove
 request body the app left unread is not read to its end when it is large (see
 Protocol.settle_body()); a FileWrapper body of declared length goes by sendfile(), and
 the access log line counts the bytes so sent (eventlet's own line, which would not, is
-off).
+off). When its worker goes away (retire()), a connection finishes the request it has
+read, serves at most one more with "Connection: close", and closes; one that waits for a
+request, of which nothing has come, is closed and refuses anything that comes after.
 """
 
 import contextlib
@@ -21,6 +23,8 @@ from collections.abc import Callable
 import eventlet
 import eventlet.wsgi
 import webob.exc
+from eventlet import greenio
+from eventlet.hubs import trampoline
 
 from glance_lite import wsgi
 from glance_lite.server import sendfile
@@ -269,18 +273,69 @@ SMALL_BODY = 64 << 10
 LINGER_SECONDS = 2.0  # how long a closing connection goes on reading (discarding)
 
 
+def request_waiting(sock) -> bool:
+    """Whether bytes of a request have arrived on a connection that its thread has not
+    read yet (closing it then would lose a request its client has sent)."""
+    try:
+        return bool(sock.fd.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return False  # broken already: as good as idle
+
+
 class Protocol(eventlet.wsgi.HttpProtocol):
     """eventlet's protocol, plus the framing checks, the header recovery, the settling of
     a body the app left unread, sendfile() for FileWrapper bodies, and the access log
-    line. `configured(limits)` gives the class a server runs."""
+    line. `configured(limits)` gives the class a server runs.
+
+    Its instance appends itself to eventlet's state of the connection ([address, socket,
+    state]), so that whoever holds that state (connections.ConnectionPool) can retire()
+    the connection or close it when idle (close_if_idle())."""
 
     limits = Limits()
+    retiring: type  # the class a connection takes when its worker goes away (Retiring)
     _linger = False  # close by way of linger(): set for one request, ends the connection
     _body_timeout_set = False  # the socket's timeout is the body's until the next request
 
     @classmethod
     def configured(cls, limits: Limits) -> type:
-        return type(cls.__name__, (cls,), {"limits": limits})
+        configured = type(cls.__name__, (cls,), {"limits": limits})
+        configured.retiring = type(f"Retiring{cls.__name__}", (Retiring, configured), {})
+        return configured
+
+    def setup(self):
+        super().setup()
+        self.conn_state.append(self)
+
+    def retire(self) -> bool:
+        """Its worker is going away: this connection serves no request after the one it
+        is reading or answering, if any, or after the next one when that answer already
+        went out saying "keep-alive" (see Retiring). True when it waits for a request of
+        which nothing has been read: then the caller closes it with close_if_idle() if
+        none comes.
+
+        The class changes, not a flag: a request served before pays for no check."""
+        self.__class__ = self.retiring
+        state = self.conn_state[2]
+        if state == eventlet.wsgi.STATE_REQUEST:
+            if getattr(self.wfile, "status", None) is None:  # no byte of its answer yet
+                self._close_after_response()
+            return False
+        return state == eventlet.wsgi.STATE_IDLE
+
+    def close_if_idle(self) -> bool:
+        """Close the connection if it is waiting for a request and no byte of one has
+        arrived: whether it did. A request that arrives from now on is refused before
+        anything is done with it (its client sees the connection closed, with no answer),
+        never served behind a closed connection."""
+        if self.conn_state[2] != eventlet.wsgi.STATE_IDLE or request_waiting(self.connection):
+            return False
+        self.__class__ = self.retiring
+        self.refused = True
+        self.conn_state[2] = eventlet.wsgi.STATE_CLOSE
+        greenio.shutdown_safe(self.connection)  # its thread reads the end, or a late request
+        return True
 
     def handle_one_request(self):
         """One request, its line and headers within limits.header_timeout (eventlet's
@@ -368,6 +423,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         return body.chunk_length == 0
 
     def finish(self):
+        self.conn_state[2] = eventlet.wsgi.STATE_CLOSE  # no longer waits for a request
         if self._linger:
             self.linger()
         super().finish()
@@ -423,6 +479,59 @@ class Protocol(eventlet.wsgi.HttpProtocol):
 
     def _count_aside(self, sent: int) -> None:
         self._sent_aside += sent
+
+
+# How long a connection of a worker going away waits for a request, once idle: a client
+# that keeps its connection open for the next request gets it served (with "Connection:
+# close") rather than the connection closed under it as it sends.
+RETIRE_WAIT = 2.0
+
+
+class Retiring(Protocol):
+    """A connection whose worker is going away (Protocol.retire()): the request it reads
+    is answered with "Connection: close"; when it waits for one, it waits at most
+    RETIRE_WAIT seconds, then closes. One closed by close_if_idle() refuses what comes."""
+
+    refused = False
+
+    def handle_one_request(self):
+        if not self._request_arrives(RETIRE_WAIT):
+            self.close_connection = 1
+            return None
+        return super().handle_one_request()
+
+    def parse_request(self):
+        if self.refused:
+            self.close_connection = 1
+            return False
+        return super().parse_request()
+
+    def get_environ(self, *args, **kwargs):
+        environ = super().get_environ(*args, **kwargs)
+        self._close_after_response()
+        return environ
+
+    def _request_arrives(self, wait: float) -> bool:
+        """Whether a byte of a request is here, or arrives within `wait` seconds (or the
+        client closes: the read then finds the end)."""
+        sock = self.connection
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            if self.rfile.peek(1):
+                return True
+        except OSError:
+            return True  # the read will meet the same error
+        finally:
+            sock.settimeout(timeout)
+        try:
+            trampoline(sock, read=True, timeout=wait, timeout_exc=TimeoutError)
+        except TimeoutError:
+            return False
+        return True
+
+
+Protocol.retiring = Retiring
 
 
 class CountingWriter:

@@ -13,6 +13,7 @@ Signals:
 
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import signal
@@ -21,8 +22,11 @@ import time
 from collections.abc import Callable
 
 import eventlet
+import eventlet.event
 import eventlet.hubs
 import eventlet.wsgi
+import greenlet
+from eventlet import greenio
 from eventlet.hubs import trampoline
 
 from glance_lite import background
@@ -39,14 +43,20 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | None = None) -> None:
     """Serve `app` on `sock` in this process until SIGTERM/SIGINT (or SIGHUP when no
-    `on_hup` is given), then drain."""
+    `on_hup` is given), then retire: stop accepting and close this process's copy of the
+    listening socket at once (the supervisor's and the other workers' copies keep it open
+    on a reload; on a stop, once the supervisor has closed its own, new connections are
+    refused, not left waiting), and let each connection finish what it has
+    (ConnectionPool.retire)."""
     eventlet.wsgi.MAX_HEADER_LINE = opts.max_header_line
     if opts.header_timeout is not None:
         eventlet.spawn_n(protocol.enforce_header_deadlines)
-    server = eventlet.spawn(
-        eventlet.wsgi.server,
+    server = eventlet.wsgi.Server(
         sock,
+        sock.getsockname(),
         protocol.serving(app),
+        log=logging.getLogger(protocol.ACCESS_LOG),
+        log_output=False,  # the Protocol writes the access log line
         protocol=protocol.Protocol.configured(
             protocol.Limits(
                 discard_limit=opts.discard_limit,
@@ -54,13 +64,13 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
                 body_timeout=opts.body_timeout,
             )
         ),
-        custom_pool=ConnectionPool(opts.max_connections),
-        log=logging.getLogger(protocol.ACCESS_LOG),
-        log_output=False,  # the Protocol writes the access log line
         keepalive=opts.keepalive,
         socket_timeout=opts.client_socket_timeout,
         debug=False,
     )
+    pool = ConnectionPool(opts.max_connections)
+    acceptor = eventlet.spawn(accept_connections, sock, server, pool)
+    stopping = eventlet.event.Event()
 
     stopped_at = time.monotonic()
 
@@ -70,7 +80,8 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
         LOG.info("signal %d: finishing in-flight requests, then exiting", signum)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        server.kill(SystemExit)
+        if not stopping.ready():
+            stopping.send()
         if opts.grace:
             eventlet.spawn_after(opts.grace, _exit_after_grace, opts.grace)
 
@@ -78,11 +89,45 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
     if on_hup is not None:
         handlers[signal.SIGHUP] = lambda signum: on_hup()
     dispatch_signals(handlers)
-    server.wait()
+    acceptor.link(lambda _: stopping.ready() or stopping.send())  # it failed: end too
+    stopping.wait()
+    acceptor.kill()
+    sock.close()
+    server.protocol = server.protocol.retiring  # for connections whose thread is to start
+    pool.retire(protocol.RETIRE_WAIT)
+    pool.waitall()
+    with contextlib.suppress(greenlet.GreenletExit):
+        acceptor.wait()  # raises what made the accepting fail, if anything did
     # work the requests started (copy-froms): waited for within the same grace, a little
     # before the hard exit, so that what cannot finish is ended cleanly, not dropped
     left = opts.grace - (time.monotonic() - stopped_at) - 0.5 if opts.grace else None
     background.drain(None if left is None else max(0.0, left))
+
+
+def accept_connections(sock: socket.socket, server: eventlet.wsgi.Server, pool) -> None:
+    """Accept connections on `sock` and serve each in a thread of `pool`, until killed
+    (as eventlet.wsgi.server() does, without what it does to the open connections when
+    it stops: retiring them is run_wsgi()'s business)."""
+    while True:
+        try:
+            client, address = sock.accept()
+        except OSError as exc:
+            if exc.errno in ACCEPT_GONE:
+                continue
+            raise
+        client.settimeout(server.socket_timeout)
+        connection = [address, client, eventlet.wsgi.STATE_IDLE]
+        pool.spawn(server.process_request, connection).link(_closed, connection)
+
+
+# accept() errors that only mean a client went away before it was accepted
+ACCEPT_GONE = frozenset({errno.ECONNABORTED, errno.ECONNRESET, errno.EPIPE, errno.EPROTO})
+
+
+def _closed(_thread, connection: list) -> None:
+    connection[2] = eventlet.wsgi.STATE_CLOSE
+    greenio.shutdown_safe(connection[1])
+    connection[1].close()
 
 
 def dispatch_signals(handlers: dict[int, Callable[[int], None]]) -> None:
@@ -331,6 +376,9 @@ class Supervisor:
         LOG.info("configuration reloaded; %d old worker(s) draining", len(old_children))
 
     def shutdown(self, sig: int) -> None:
+        # The workers close their copies as they stop: then no one holds the listening
+        # socket, and a new connection is refused at once instead of waiting unaccepted.
+        self.sock.close()
         pids = list(self.children) + list(self.retiring)
         LOG.info("signal %d: stopping %d worker(s)", sig, len(pids))
         for pid in pids:
@@ -348,7 +396,6 @@ class Supervisor:
             time.sleep(0.05)
         for pid in remaining:
             _signal(pid, signal.SIGKILL)
-        self.sock.close()
 
 
 def _signal(pid: int, sig: int) -> None:
