@@ -11,6 +11,11 @@ Every call has a connect timeout and a read timeout, so a registry that stops an
 RegistryUnavailable within their sum, as a dead one does at once. It says whether the
 request may have reached the registry (`maybe_applied`): a write that timed out may
 still be applied later, which the caller must allow for (api/repository.py).
+
+A read (GET) whose connection fails without a timeout is sent once more: a registry
+worker going away (a reload) closes a kept-alive connection it has no request on, and
+a call sent on it at that moment finds it closed. A write is never sent twice: it
+becomes a RegistryUnavailable that may have been applied, which the caller settles.
 """
 
 import dataclasses
@@ -288,9 +293,18 @@ class RegistryClient:
         url = self.base_url + path
         try:
             reply = send(self.session, method, url, all_headers, self._timeouts, params, json)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            LOG.error("registry call %s %s failed: %s", method, path, exc)
-            raise self._unavailable(exc) from None
+        except CALL_FAILURES as exc:
+            if method != "GET" or isinstance(exc, TIMEOUTS):
+                LOG.error("registry call %s %s failed: %s", method, path, exc)
+                raise self._unavailable(exc) from None
+            # A read changes nothing, so it may go again: a kept-alive connection that
+            # the registry closed (a worker going away) as this call was sent on it.
+            LOG.info("registry call %s %s failed (%s); trying once more", method, path, exc)
+            try:
+                reply = send(self.session, method, url, all_headers, self._timeouts, params, json)
+            except CALL_FAILURES as again:
+                LOG.error("registry call %s %s failed: %s", method, path, again)
+                raise self._unavailable(again) from None
         if reply.status_code >= 300:  # redirects are not followed: an error too
             if reply.status_code == 401 and self.service_token is not None:
                 self.service_token.forget()  # revoked, perhaps: the next call gets another
@@ -310,6 +324,11 @@ class RegistryClient:
             f"The image registry is unavailable: {reason}. Try again later.",
             maybe_applied=not _not_connected(exc),
         )
+
+
+CALL_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+# Failures of a call that waited its whole timeout: trying again would wait as long again.
+TIMEOUTS = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
 
 
 def _not_connected(exc: Exception) -> bool:

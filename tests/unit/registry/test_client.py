@@ -2,6 +2,7 @@
 
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -180,3 +181,81 @@ def test_a_listing_query_too_long_for_the_registry_is_a_414_before_sending(clien
 
 def test_the_registrys_414_stays_a_414():
     assert isinstance(exceptions.from_status(414, "Request URI Too Long"), exceptions.URITooLong)
+
+
+class ClosingRegistry:
+    """A registry stand-in on a real socket: on its first connection it answers the
+    first request (kept alive), then reads the next one and closes without answering,
+    as a registry worker going away does to a request that arrives as it closes an idle
+    connection; every later connection is answered. `requests` lists what it read."""
+
+    ANSWER = b'{"image": {"id": "abc", "name": "x", "properties": {}}}'
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.requests: list[bytes] = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        first = True
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as reader:
+                conn.settimeout(5)
+                while self.read_request(reader):
+                    if first and len(self.requests) == 2:
+                        break  # the second request on the first connection: closed unread
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(self.ANSWER), self.ANSWER)
+                    )
+            first = False
+
+    def read_request(self, reader) -> bool:
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = reader.readline()
+            if not line:
+                return False
+            head += line
+        length = [
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ]
+        if length and length[0]:
+            reader.read(length[0])
+        self.requests.append(head.split(b" ", 1)[0])
+        return True
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_read_on_a_kept_alive_connection_closed_under_it_is_sent_once_more():
+    registry = ClosingRegistry()
+    try:
+        client = RegistryClient(registry.url, timeout=5, connect_timeout=5)
+        assert client.get_image(ALICE, "abc")["name"] == "x"
+        assert client.get_image(ALICE, "abc")["name"] == "x"  # closed unanswered, then again
+        assert registry.requests == [b"GET", b"GET", b"GET"]
+    finally:
+        registry.close()
+
+
+def test_a_write_on_a_kept_alive_connection_closed_under_it_is_not_sent_twice():
+    registry = ClosingRegistry()
+    try:
+        client = RegistryClient(registry.url, timeout=5, connect_timeout=5)
+        assert client.get_image(ALICE, "abc")["name"] == "x"
+        with pytest.raises(exceptions.RegistryUnavailable) as caught:
+            client.update_image(ALICE, "abc", {"name": "y"})
+        assert caught.value.maybe_applied  # the caller settles it; it is never sent again
+        assert registry.requests == [b"GET", b"PUT"]
+    finally:
+        registry.close()
