@@ -18,12 +18,14 @@ import logging
 import os
 import signal
 import socket
+import struct
 import time
 from collections.abc import Callable
 
 import eventlet
 import eventlet.event
 import eventlet.hubs
+import eventlet.patcher
 import eventlet.wsgi
 import greenlet
 from eventlet import greenio
@@ -37,6 +39,8 @@ from glance_lite.server.listener import ServerOptions, bind, report_port
 LOG = logging.getLogger(__name__)
 
 RESPAWN_BACKOFF = 1.0  # seconds before respawning a child that died right after starting
+READY_WAIT = 30  # on a reload, the longest the old workers wait for the new ones to accept
+READY = struct.Struct("=i")  # what a worker writes to say it accepts: its pid
 CONTROL_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
@@ -275,6 +279,10 @@ class Supervisor:
         self.children: dict[int, float] = {}  # pid -> start time, current generation
         self.retiring: set[int] = set()  # old generation, draining
         self.pending: list[int] = []  # signals received, handled in the loop
+        # each worker writes its pid here once its app is loaded, just before it accepts
+        self.ready_read, self.ready_write = os.pipe()
+        os.set_blocking(self.ready_read, False)
+        self.ready: set[int] = set()
         self.stopping = False
 
     def _on_signal(self, signum: int, frame) -> None:
@@ -327,6 +335,7 @@ class Supervisor:
         app = self.service.load_app()
         self.service.start_background()
         LOG.info("%s worker %d serving", self.service.name, os.getpid())
+        os.write(self.ready_write, READY.pack(os.getpid()))
         run_wsgi(self.sock, app, self.opts)
 
     def reap(self) -> None:
@@ -368,12 +377,34 @@ class Supervisor:
         self.opts = opts
         old_children = list(self.children)
         self.children = {}
+        self._read_ready()
+        self.ready.clear()  # from here on, only the new workers report
         for _ in range(opts.workers):
             self.spawn()
+        self._wait_ready()
         for pid in old_children:
             self.retiring.add(pid)
             _signal(pid, signal.SIGHUP)
         LOG.info("configuration reloaded; %d old worker(s) draining", len(old_children))
+
+    def _read_ready(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while data := _read_now(self.ready_read, READY.size * 64):
+                self.ready.update(pid for (pid,) in READY.iter_unpack(data))
+
+    def _wait_ready(self) -> None:
+        """Wait until every worker of the new generation accepts (at most READY_WAIT
+        seconds, and not through a stop), replacing any that dies meanwhile: the old
+        generation keeps accepting until then, so that a new connection never waits for
+        a worker still loading its app."""
+        deadline = time.monotonic() + READY_WAIT
+        while not self.stopping and time.monotonic() < deadline:
+            self._read_ready()
+            if self.children.keys() <= self.ready:
+                return
+            self.reap()
+            time.sleep(0.01)
+        LOG.warning("the new workers are not all serving after %ds", READY_WAIT)
 
     def shutdown(self, sig: int) -> None:
         # The workers close their copies as they stop: then no one holds the listening
@@ -396,6 +427,11 @@ class Supervisor:
             time.sleep(0.05)
         for pid in remaining:
             _signal(pid, signal.SIGKILL)
+
+
+# os.read that raises BlockingIOError when nothing is there (the monkey-patched one
+# would wait for something to come)
+_read_now = eventlet.patcher.original("os").read
 
 
 def _signal(pid: int, sig: int) -> None:
