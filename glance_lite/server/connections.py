@@ -6,7 +6,8 @@ to two workers of 1,000) made every other client wait for as long as the idle on
 stayed. ConnectionPool keeps the bound and keeps answering: a new connection that finds
 the pool full takes the place of the longest-open idle connection (one between requests,
 or not yet sending one), which is shut down; when none is idle, the new one gets a 503 at
-once and is closed.
+once and is closed. When the worker goes away, retire() lets each connection finish
+what it holds (Protocol.retire()).
 """
 
 import contextlib

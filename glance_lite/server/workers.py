@@ -6,8 +6,9 @@ that die.
 
 Signals:
 - SIGHUP: re-read the config files, load the app again and replace the serving process(es)
-  gracefully: the old ones stop accepting and finish their in-flight requests.
-- SIGTERM / SIGINT: stop accepting, let in-flight requests finish for up to
+  gracefully: once the new workers accept, the old ones stop accepting and finish what
+  their connections hold (run_wsgi).
+- SIGTERM / SIGINT: close the listening socket, let in-flight requests finish for up to
   graceful_shutdown_timeout seconds, then exit.
 """
 
