@@ -9,6 +9,7 @@ doing anything with it, and the new workers take over the listening socket at on
 
 import dataclasses
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -276,3 +277,51 @@ def test_the_new_workers_serve_at_once_after_a_reload(tmp_path):
                 assert time.monotonic() - start < 1.0
     finally:
         server.stop()
+
+
+def test_a_request_sent_on_a_kept_alive_connection_as_its_worker_retires_is_answered(tmp_path):
+    """The request is answered, with "Connection: close", and applied once; before, the
+    worker closed the idle connection at once (and might still run what had come)."""
+    conf = registry_conf(tmp_path, workers=1, graceful_shutdown_timeout=GRACE)
+    db_sync(conf)
+    server = ServerProcess("glance-registry", conf, tmp_path).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /images HTTP/1.1\r\nHost: t\r\n\r\n")
+            first = read_answer(sock)
+            assert first.startswith(b"HTTP/1.1 200") and b"Connection: close" not in first
+            old = workers_of(server)
+            server.signal(signal.SIGHUP)
+            wait_for(lambda: workers_of(server) - old, timeout=10)  # the new one is up
+            time.sleep(0.2)  # the old one has retired
+            body = b'{"image": {"name": "late", "status": "queued"}}'
+            sock.sendall(
+                b"POST /images HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            second = read_answer(sock)
+        assert second.startswith(b"HTTP/1.1 200"), second
+        assert b"Connection: close" in second
+        image_id = json.loads(second.partition(b"\r\n\r\n")[2])["image"]["id"]
+        resp = requests.get(f"{server.url}/images/{image_id}", timeout=5)
+        assert resp.json()["image"]["name"] == "late"
+    finally:
+        server.stop()
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """One answer with a Content-Length body (or b"" when the connection closes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
