@@ -451,9 +451,28 @@ def _abandon(jobs: tuple) -> None:
             job.wait()
 
 
+# Tries at creating an upload's temporary file that a sweep removes as it is created.
+CREATE_TRIES = 5
+
+
 def _create(path: str) -> tuple[int, bool]:
     """The new file `path` open for writing and locked (flock) while it is, and whether
-    with O_DIRECT (not every file system takes it: tmpfs did not before Linux 6.6)."""
+    with O_DIRECT (not every file system takes it: tmpfs did not before Linux 6.6).
+
+    Between the file's creation and its lock, sweep_stale_temps() in another process
+    (a worker starting, as on every reload) can take it for abandoned: it locks it,
+    removes it, and unlocks it. So the lock here waits for a sweep that holds it, and
+    a file that lost its name meanwhile is created again: an upload never writes to a
+    file that is gone."""
+    for _ in range(CREATE_TRIES):
+        fd, direct = _create_locked(path)
+        if os.fstat(fd).st_nlink:
+            return fd, direct
+        os.close(fd)  # swept as it was created
+    raise FileNotFoundError(errno.ENOENT, "removed each time it was created", path)
+
+
+def _create_locked(path: str) -> tuple[int, bool]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     direct = getattr(os, "O_DIRECT", 0)
     fd = None
@@ -469,7 +488,7 @@ def _create(path: str) -> tuple[int, bool]:
         fd = os.open(path, flags, 0o666)
         opened_direct = False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+        fcntl.flock(fd, fcntl.LOCK_EX)  # only a sweep can hold it, for an instant
     except OSError:
         os.close(fd)
         _remove_quietly(path)

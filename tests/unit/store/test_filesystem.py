@@ -523,3 +523,26 @@ def test_discarding_the_partial_data_of_one_image_leaves_the_others(datadir):
         fcntl.flock(fileobj, fcntl.LOCK_EX)  # a live upload of the same id: kept
         store.discard_partial(IMAGE_ID, None)
     assert not mine.exists() and other.exists() and held.exists()
+
+
+def test_an_upload_whose_new_temporary_file_a_sweep_removes_writes_another(
+    store, datadir, monkeypatch
+):
+    """A worker that starts (a reload) sweeps abandoned temporary files; it may come
+    between an upload's creating its file and locking it. The upload then must not write
+    into the removed file (its publishing failed with ENOENT, and the upload with it)."""
+    real_open = os.open
+    swept = []
+
+    def open_then_sweep(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        if flags & os.O_CREAT and not swept:
+            swept.extend(filesystem.sweep_stale_temps(str(datadir)))  # before its lock
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_sweep)
+    result = store.add(IMAGE_ID, [b"abc"], 3)
+    assert len(swept) == 1  # the sweep did remove the first file
+    assert (datadir / IMAGE_ID).read_bytes() == b"abc"
+    assert result.size == 3
+    assert [p.name for p in datadir.iterdir()] == [IMAGE_ID]
