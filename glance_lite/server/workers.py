@@ -98,15 +98,17 @@ def run_wsgi(sock: socket.socket, app, opts: ServerOptions, on_hup: Callable | N
     stopping.wait()
     acceptor.kill()
     sock.close()
+    # Work the requests started (copy-froms) is waited for beside the connections,
+    # within the same grace and a little before the hard exit, so that what cannot
+    # finish is ended cleanly, not dropped.
+    left = opts.grace - (time.monotonic() - stopped_at) - 0.5 if opts.grace else None
+    drainer = eventlet.spawn(background.drain, None if left is None else max(0.0, left))
     server.protocol = server.protocol.retiring  # for connections whose thread is to start
     pool.retire(protocol.RETIRE_WAIT)
     pool.waitall()
+    drainer.wait()
     with contextlib.suppress(greenlet.GreenletExit):
         acceptor.wait()  # raises what made the accepting fail, if anything did
-    # work the requests started (copy-froms): waited for within the same grace, a little
-    # before the hard exit, so that what cannot finish is ended cleanly, not dropped
-    left = opts.grace - (time.monotonic() - stopped_at) - 0.5 if opts.grace else None
-    background.drain(None if left is None else max(0.0, left))
 
 
 def accept_connections(sock: socket.socket, server: eventlet.wsgi.Server, pool) -> None:
