@@ -11,9 +11,16 @@ from oslo_policy import opts as oslo_policy_opts
 
 from glance_lite import image_meta as im
 from glance_lite.opts.keystone import service_credential_opts
-from glance_lite.opts.store import STORE_GROUP, external_source_opts, http_store_opts, store_opts
+from glance_lite.opts.store import (
+    STORE_GROUP,
+    external_source_opts,
+    http_store_opts,
+    store_opts,
+    swift_store_opts,
+)
 from glance_lite.opts.store import register_http_store_opts as register_http_store_opts
 from glance_lite.opts.store import register_store_opts as register_store_opts
+from glance_lite.opts.store import register_swift_store_opts as register_swift_store_opts
 
 POLICY_GROUP = "oslo_policy"
 DEFAULT_POLICY_FILE = "policy.json"
@@ -410,6 +417,7 @@ def list_api_opts():
         ("paste_deploy", paste_deploy_opts),
         (STORE_GROUP, store_opts),
         (STORE_GROUP, http_store_opts),
+        (STORE_GROUP, swift_store_opts),
         *list_policy_opts(),
     ]
 
@@ -514,4 +522,5 @@ def list_scrubber_opts():
         ),
         (STORE_GROUP, store_opts),
         (STORE_GROUP, http_store_opts),
+        (STORE_GROUP, swift_store_opts),
     ]

@@ -112,7 +112,109 @@ external_source_opts = [
     ),
 ]
 
+# The swift store, in [glance_store] as Glance's (single tenant). The account comes from
+# a reference in swift_store_config_file, or from the older swift_store_auth_* options.
+swift_store_opts = [
+    cfg.StrOpt(
+        "default_swift_reference",
+        default="ref1",
+        help="Name of the section of swift_store_config_file (or of the account that the "
+        "swift_store_auth_address, _user and _key options make) that new images are "
+        "written with.",
+    ),
+    cfg.StrOpt(
+        "swift_store_config_file",
+        help="A glance-swift.conf: one section per Swift account, with auth_address, "
+        "user (project:user for keystone), key, auth_version (1 for tempauth, 2 or 3 for "
+        "keystone; swift_store_auth_version when absent) and, for version 3, "
+        "user_domain_id and project_domain_id (default 'default'). When set, locations "
+        "name the account by reference (swift+config://ref1/...) and hold no credentials.",
+    ),
+    cfg.StrOpt(
+        "swift_store_auth_version",
+        default="2",
+        help="Authentication version for swift_store_auth_address: 1 (tempauth, swauth), "
+        "2 or 3 (keystone).",
+    ),
+    cfg.StrOpt(
+        "swift_store_auth_address",
+        help="Authentication URL of the Swift account, when no swift_store_config_file "
+        "is set (e.g. http://swift.example.com:8080/auth/v1.0).",
+    ),
+    cfg.StrOpt(
+        "swift_store_user",
+        secret=True,
+        help="User of swift_store_auth_address (account:user for tempauth, "
+        "project:user for keystone).",
+    ),
+    cfg.StrOpt("swift_store_key", secret=True, help="Key (password) of swift_store_user."),
+    cfg.StrOpt("swift_store_container", default="glance", help="Container images are written to."),
+    cfg.BoolOpt(
+        "swift_store_create_container_on_put",
+        default=False,
+        help="Create swift_store_container on an upload when it does not exist; otherwise "
+        "such an upload fails with 503 saying so.",
+    ),
+    cfg.IntOpt(
+        "swift_store_large_object_size",
+        default=5 * 1024,
+        min=1,
+        help="Images of this many MB or more, and those of unknown size (chunked uploads), "
+        "are written as segments and a manifest (a dynamic large object). MB as Glance "
+        "counts it: 1,024,000 bytes.",
+    ),
+    cfg.IntOpt(
+        "swift_store_large_object_chunk_size",
+        default=200,
+        min=1,
+        help="Size in MB (1,024,000 bytes) of each segment of a large image.",
+    ),
+    cfg.StrOpt(
+        "swift_store_region",
+        help="Region of the object-store endpoint in the keystone catalog (versions 2, 3).",
+    ),
+    cfg.StrOpt(
+        "swift_store_endpoint_type",
+        default="publicURL",
+        choices=("publicURL", "adminURL", "internalURL"),
+        help="Interface of the object-store endpoint in the keystone catalog.",
+    ),
+    cfg.StrOpt(
+        "swift_store_service_type",
+        default="object-store",
+        help="Service type of Swift in the keystone catalog.",
+    ),
+    cfg.StrOpt(
+        "swift_store_endpoint",
+        help="Storage URL to use instead of the one authentication returns, up to but "
+        "excluding the container (e.g. https://swift.example.com/v1/AUTH_glance).",
+    ),
+    cfg.BoolOpt(
+        "swift_store_auth_insecure",
+        default=False,
+        help="Do not verify the certificates of https authentication and storage URLs.",
+    ),
+    cfg.StrOpt("swift_store_cacert", help="CA bundle to verify Swift's certificates with."),
+    cfg.BoolOpt(
+        "swift_store_ssl_compression",
+        default=True,
+        help="Compress https traffic to Swift at the TLS layer, where the TLS library "
+        "still offers it.",
+    ),
+    cfg.FloatOpt(
+        "swift_store_timeout",
+        default=60.0,
+        min=0.1,
+        help="Seconds to wait for Swift (or keystone) to accept a connection, and for "
+        "each answer or piece of data after that (Glance waited forever).",
+    ),
+]
+
 
 def register_http_store_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(http_store_opts, group=STORE_GROUP)
     conf.register_opts(external_source_opts)
+
+
+def register_swift_store_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(swift_store_opts, group=STORE_GROUP)

@@ -35,6 +35,10 @@ class StorageWriteDenied(exceptions.ServiceUnavailable):
         super().__init__(f"Insufficient permissions on image storage media: {detail}")
 
 
+class BackendUnavailable(exceptions.ServiceUnavailable):
+    """The store's server cannot be reached, refuses our credentials, or fails (503)."""
+
+
 class ShortData(exceptions.GlanceLiteError):
     """The data being read ended before the length `get` gave for it (it shrank)."""
 

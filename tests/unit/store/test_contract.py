@@ -172,6 +172,7 @@ def test_a_base_exception_from_the_iterator_also_leaves_nothing(backend):
 def test_adding_an_existing_image_is_a_duplicate_and_keeps_the_first(backend):
     store = backend.store
     location = store.add(IMAGE_ID, iter([b"first"]), None).location
+    held = backend.leftovers()
     consumed = []
 
     def chunks():
@@ -184,7 +185,7 @@ def test_adding_an_existing_image_is_a_duplicate_and_keeps_the_first(backend):
     assert str(caught.value) == f"Image {IMAGE_ID} already exists in the store"
     assert consumed == []
     assert read_all(store, location) == b"first"
-    assert len(backend.leftovers()) == 1
+    assert backend.leftovers() == held
 
 
 def test_deleted_data_is_not_found_afterwards(backend):
@@ -195,7 +196,7 @@ def test_deleted_data_is_not_found_afterwards(backend):
     with pytest.raises(StoreNotFound) as caught:
         store.get(location)
     assert caught.value.status == 404
-    assert str(caught.value) == f"Image data not found at {location}"
+    assert str(caught.value) == f"Image data not found at {store.redact(location)}"
     with pytest.raises(StoreNotFound):
         store.get_size(location)
 
@@ -218,7 +219,7 @@ def test_closing_the_iterator_early_releases_it(store):
     chunks, _ = store.get(location, chunk_size=1000)
     assert len(next(chunks)) == 1000
     chunks.close()
-    assert fd_count() == before
+    assert fd_count() <= before  # a driver may close a connection it kept open
     assert list(chunks) == []
     chunks.close()  # a second close is harmless
 
@@ -228,7 +229,7 @@ def test_draining_the_iterator_releases_it(store):
     before = fd_count()
     chunks, _ = store.get(location)
     assert list(chunks) == [b"data"]
-    assert fd_count() == before
+    assert fd_count() <= before
 
 
 def test_a_location_of_another_scheme_is_a_bad_uri(store):
