@@ -15,10 +15,12 @@ from glance_lite.opts.store import (
     STORE_GROUP,
     external_source_opts,
     http_store_opts,
+    s3_store_opts,
     store_opts,
     swift_store_opts,
 )
 from glance_lite.opts.store import register_http_store_opts as register_http_store_opts
+from glance_lite.opts.store import register_s3_store_opts as register_s3_store_opts
 from glance_lite.opts.store import register_store_opts as register_store_opts
 from glance_lite.opts.store import register_swift_store_opts as register_swift_store_opts
 
@@ -418,6 +420,7 @@ def list_api_opts():
         (STORE_GROUP, store_opts),
         (STORE_GROUP, http_store_opts),
         (STORE_GROUP, swift_store_opts),
+        (STORE_GROUP, s3_store_opts),
         *list_policy_opts(),
     ]
 
@@ -523,4 +526,5 @@ def list_scrubber_opts():
         (STORE_GROUP, store_opts),
         (STORE_GROUP, http_store_opts),
         (STORE_GROUP, swift_store_opts),
+        (STORE_GROUP, s3_store_opts),
     ]

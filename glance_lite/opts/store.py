@@ -218,3 +218,53 @@ def register_http_store_opts(conf: cfg.ConfigOpts) -> None:
 
 def register_swift_store_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(swift_store_opts, group=STORE_GROUP)
+
+
+# The s3 store, in [glance_store] with the names of Glance's s3 store (any S3 endpoint).
+s3_store_opts = [
+    cfg.StrOpt(
+        "s3_store_host",
+        help="The S3 endpoint: http(s)://host[:port] (http when no scheme is given).",
+    ),
+    cfg.StrOpt("s3_store_access_key", secret=True, help="Access key of the S3 account."),
+    cfg.StrOpt("s3_store_secret_key", secret=True, help="Secret key of the S3 account."),
+    cfg.StrOpt("s3_store_bucket", help="Bucket images are written to."),
+    cfg.BoolOpt(
+        "s3_store_create_bucket_on_put",
+        default=False,
+        help="Create s3_store_bucket on an upload when it does not exist; otherwise such "
+        "an upload fails with 503 saying so.",
+    ),
+    cfg.StrOpt(
+        "s3_store_bucket_url_format",
+        default="auto",
+        choices=("auto", "virtual", "path", "subdomain"),
+        help="How the bucket is named in request URLs: 'path' (endpoint/bucket), "
+        "'virtual' (bucket.endpoint; 'subdomain' is its old name) or 'auto'.",
+    ),
+    cfg.IntOpt(
+        "s3_store_large_object_size",
+        default=100,
+        min=1,
+        help="Images of this many MiB or more, and those of unknown size, are written as "
+        "multipart uploads.",
+    ),
+    cfg.IntOpt(
+        "s3_store_large_object_chunk_size",
+        default=10,
+        min=5,
+        help="Size in MiB of each part of a multipart upload (S3's smallest is 5); one "
+        "part per upload is held in memory.",
+    ),
+    cfg.FloatOpt(
+        "s3_store_timeout",
+        default=60.0,
+        min=0.1,
+        help="Seconds to wait for the S3 endpoint to accept a connection, and for each "
+        "answer or piece of data after that.",
+    ),
+]
+
+
+def register_s3_store_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(s3_store_opts, group=STORE_GROUP)

@@ -10,9 +10,12 @@ where its data is).
 import abc
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 
 from glance_lite import exceptions
+
+LOG = logging.getLogger(__name__)
 
 
 class StoreNotFound(exceptions.NotFound):
@@ -76,6 +79,52 @@ class ImageChunks(Iterator[bytes]):
     @abc.abstractmethod
     def close(self) -> None:
         """Release what the iterator holds (its file handle); later iteration yields nothing."""
+
+
+class RemoteChunks(ImageChunks):
+    """A remote object's body in pieces: exactly `length` bytes, or ShortData when the
+    body ends (or its connection breaks) before, never a clean short end. Subclasses
+    read a piece with `_read(at_most)` (b"" at the end) and let go of the body in
+    `_release(complete)`, told whether it was read to its end."""
+
+    def __init__(self, length: int, shown: str):
+        self._left = length
+        self._shown = shown  # the location as it may be logged
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._closed or not self._left:
+            self.close()
+            raise StopIteration
+        try:
+            chunk = self._read(self._left)
+        except Exception as err:
+            LOG.error("reading %s failed: %s", self._shown, err)
+            chunk = b""
+        if not chunk:
+            err = ShortData(self._shown, self._left)
+            LOG.error("%s: the reader stops short", err)
+            self.close()
+            raise err
+        chunk = chunk[: self._left]
+        self._left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._release(complete=not self._left)
+
+    @abc.abstractmethod
+    def _read(self, at_most: int) -> bytes:
+        """The next piece of at most `at_most` bytes; b"" at the end."""
+
+    @abc.abstractmethod
+    def _release(self, complete: bool) -> None:
+        """Let go of the body (once)."""
 
 
 class Store(abc.ABC):

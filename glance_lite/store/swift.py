@@ -37,7 +37,7 @@ from glance_lite.store.base import (
     BackendUnavailable,
     Duplicate,
     ImageChunks,
-    ShortData,
+    RemoteChunks,
     StorageFull,
     Store,
     StoreNotFound,
@@ -479,47 +479,23 @@ class _Hashing:
             raise
 
 
-class _SwiftChunks(ImageChunks):
-    """An object's body in pieces, exactly `length` bytes or ShortData; the connection
-    goes back to its pool once the body is read to its end, and is closed otherwise."""
+class _SwiftChunks(RemoteChunks):
+    """An object's body; its connection goes back to the pool once the body is read to
+    its end, and is closed otherwise (it cannot carry another request mid-body)."""
 
-    def __init__(self, body, length: int, shown: str, release):
+    def __init__(self, body, length: int, shown: str, give_back):
+        super().__init__(length, shown)
         self._body = body
-        self._left = length
-        self._shown = shown
-        self._release = release
+        self._give_back = give_back
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self
+    def _read(self, at_most: int) -> bytes:
+        return next(self._body, b"") if self._body is not None else b""
 
-    def __next__(self) -> bytes:
-        if self._body is None or not self._left:
-            self.close()
-            raise StopIteration
-        try:
-            chunk = next(self._body, b"")
-        except Exception as err:
-            LOG.error("reading %s from Swift failed: %s", self._shown, err)
-            chunk = b""
-        if not chunk:
-            err = ShortData(self._shown, self._left)
-            LOG.error("%s: the reader stops short", err)
+    def _release(self, complete: bool) -> None:
+        if self._body is not None:
             self._body.close()
-            self._body = None
-            raise err
-        chunk = chunk[: self._left]
-        self._left -= len(chunk)
-        return chunk
-
-    def close(self) -> None:
-        body, self._body = self._body, None
-        if body is None:
-            return
-        if self._left:
-            body.close()  # mid-body: the connection cannot carry another request
-        elif self._release is not None:
-            body.close()
-            self._release()
+            if complete:
+                self._give_back()
 
 
 def from_conf(conf: cfg.ConfigOpts, offload: Offload = DIRECT) -> SwiftStore:

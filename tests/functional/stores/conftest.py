@@ -1,19 +1,23 @@
 """The real Swift the store tests run against, from GLANCE_LITE_TEST_SWIFT_AUTH,
 GLANCE_LITE_TEST_SWIFT_USER and GLANCE_LITE_TEST_SWIFT_KEY (tempauth, version 1), as
-.ci/services/start-swift.sh prints them. Unset or unreachable: skipped, or failed
-under CI=true. Each test gets a container of its own, emptied and removed afterwards.
+.ci/services/start-swift.sh prints them, and its S3 API from GLANCE_LITE_TEST_S3_URL,
+_S3_KEY and _S3_SECRET (start-s3.sh). Unset or unreachable: skipped, or failed under
+CI=true. Each test gets a container (bucket) of its own, emptied and removed afterwards.
 """
 
 import os
 import uuid
 from collections.abc import Iterator
 
+import boto3
+import botocore.config
 import pytest
 import swiftclient
 
 from glance_lite.store.swift_account import Account
 from tests.conftest import unavailable
 
+S3_ENV = ("GLANCE_LITE_TEST_S3_URL", "GLANCE_LITE_TEST_S3_KEY", "GLANCE_LITE_TEST_S3_SECRET")
 SWIFT_ENV = (
     "GLANCE_LITE_TEST_SWIFT_AUTH",
     "GLANCE_LITE_TEST_SWIFT_USER",
@@ -73,3 +77,65 @@ def object_names(swift: swiftclient.Connection, name: str) -> list[str]:
         if err.http_status == 404:
             return []
         raise
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> tuple[str, str, str]:
+    """(endpoint URL, access key, secret key) of a usable S3 endpoint."""
+    values = tuple(os.environ.get(name) for name in S3_ENV)
+    if not all(values):
+        unavailable(f"{', '.join(S3_ENV)} are not set; the s3 store tests need an S3 endpoint")
+    try:
+        s3_client(values).list_buckets()
+    except Exception as err:  # any failure means: no usable endpoint here
+        unavailable(f"S3 at {values[0]} is not usable: {err}")
+    return values
+
+
+def s3_client(endpoint: tuple[str, str, str]):
+    url, key, secret = endpoint
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=botocore.config.Config(s3={"addressing_style": "path"}),
+    )
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    return s3_client(s3_endpoint)
+
+
+@pytest.fixture
+def bucket(s3) -> Iterator[str]:
+    """A fresh bucket name (not created); its objects, uploads and itself go afterwards."""
+    name = f"gl-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    try:
+        for entry in bucket_uploads(s3, name):
+            s3.abort_multipart_upload(Bucket=name, Key=entry[0], UploadId=entry[1])
+        for key in bucket_keys(s3, name):
+            s3.delete_object(Bucket=name, Key=key)
+        s3.delete_bucket(Bucket=name)
+    except s3.exceptions.NoSuchBucket:
+        pass
+
+
+def bucket_keys(s3, name: str) -> list[str]:
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=name)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    except s3.exceptions.NoSuchBucket:
+        return []
+
+
+def bucket_uploads(s3, name: str) -> list[tuple[str, str]]:
+    """The multipart uploads begun and neither completed nor aborted: (key, id)."""
+    try:
+        uploads = s3.list_multipart_uploads(Bucket=name).get("Uploads", [])
+    except s3.exceptions.NoSuchBucket:
+        return []
+    return [(u["Key"], u["UploadId"]) for u in uploads]

@@ -131,10 +131,12 @@ def test_keystone_v2_accounts_authenticate_with_their_tenant():
 
 
 def conf_with(**options) -> cfg.ConfigOpts:
+    """A config with [glance_store] options set (the s3 tests use it too)."""
     conf = cfg.ConfigOpts()
     conf([], project="glance-lite-test")
     swift.opts.register_store_opts(conf)
     swift.opts.register_swift_store_opts(conf)
+    swift.opts.register_s3_store_opts(conf)
     for name, value in options.items():
         conf.set_override(name, value, group="glance_store")
     return conf

@@ -1,0 +1,90 @@
+"""glance-api and glance-scrubber with `default_store = s3`, against a real S3 API
+(Swift's s3api): the real processes, over HTTP, with the objects checked in S3 itself."""
+
+import hashlib
+import subprocess
+
+import pytest
+import requests
+
+from tests.functional.servers import script, write_conf
+from tests.functional.stores.conftest import bucket_keys, bucket_uploads
+from tests.unit.store.test_contract import pattern
+
+pytestmark = pytest.mark.functional
+
+MiB = 1024 * 1024
+LARGE = 6 * MiB  # two parts of 5 MiB
+
+
+def s3_options(endpoint, bucket: str, **overrides) -> dict:
+    url, key, secret = endpoint
+    return {
+        "stores": "file, s3",
+        "default_store": "s3",
+        "s3_store_host": url,
+        "s3_store_access_key": key,
+        "s3_store_secret_key": secret,
+        "s3_store_bucket": bucket,
+        "s3_store_create_bucket_on_put": "true",
+        "s3_store_bucket_url_format": "path",
+        "s3_store_large_object_size": 1,
+        "s3_store_large_object_chunk_size": 5,
+        **overrides,
+    }
+
+
+def test_an_image_goes_to_s3_comes_back_and_is_scrubbed_after_a_delayed_delete(
+    deploy, s3_endpoint, s3, bucket, tmp_path
+):
+    api = deploy("s3-delayed", delayed_delete="true", store_options=s3_options(s3_endpoint, bucket))
+    data = pattern(LARGE, seed=9)
+    image = api.upload(data, name="s3-large")
+    image_id = image["id"]
+    assert (image["size"], image["checksum"]) == (LARGE, hashlib.md5(data).hexdigest())
+    assert bucket_keys(s3, bucket) == [image_id]
+    assert bucket_uploads(s3, bucket) == []
+    meta = api.meta(image_id)
+    assert (meta["x-image-meta-status"], meta["x-image-meta-size"]) == ("active", str(LARGE))
+    assert api.get(f"/images/{image_id}").content == data
+    assert api.delete(f"/images/{image_id}").status_code == 200
+    registry = f"{api.deployment.registry.url}/images/{image_id}"
+    assert requests.get(registry, timeout=10).json()["image"]["status"] == "pending_delete"
+    assert bucket_keys(s3, bucket) == [image_id]  # kept for the scrubber
+    conf = write_conf(
+        tmp_path / "glance-scrubber.conf",
+        {
+            "DEFAULT": {
+                "registry_host": "127.0.0.1",
+                "registry_port": api.deployment.registry.port,
+            },
+            "glance_store": s3_options(s3_endpoint, bucket),
+        },
+    )
+    done = subprocess.run(
+        [script("glance-scrubber"), "--config-file", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert bucket_keys(s3, bucket) == []
+    assert requests.get(registry, timeout=10).json()["image"]["status"] == "deleted"
+
+
+def test_a_small_image_is_one_put_and_delete_removes_it(deploy, s3_endpoint, s3, bucket):
+    api = deploy("s3-api", store_options=s3_options(s3_endpoint, bucket))
+    image_id = api.upload(b"small image", name="s3-small")["id"]
+    assert api.get(f"/images/{image_id}").content == b"small image"
+    assert api.delete(f"/images/{image_id}").status_code == 200
+    assert bucket_keys(s3, bucket) == []
+
+
+def test_a_wrong_secret_is_a_503_at_upload_and_a_warning_at_start(deploy, s3_endpoint, bucket):
+    options = s3_options(s3_endpoint, bucket, s3_store_secret_key="wrong-secret")
+    api = deploy("s3-wrong-secret", store_options=options)
+    assert "refused the access key" in api.api_log()
+    resp = api.create(b"data", name="s3-refused", disk_format="raw", container_format="bare")
+    assert resp.status_code == 503
+    assert f"S3 at {s3_endpoint[0]} refused the access key {s3_endpoint[1]}" in resp.text
+    assert "wrong-secret" not in resp.text and "wrong-secret" not in api.api_log()
