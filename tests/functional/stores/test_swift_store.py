@@ -7,10 +7,11 @@ import hashlib
 import pytest
 
 from glance_lite.store.base import BackendUnavailable, StoreNotFound
-from glance_lite.store.swift import SwiftStore
+from glance_lite.store.swift import SwiftStore, from_conf
 from glance_lite.store.swift_account import SwiftLocation
 from tests.functional.stores.conftest import object_names
 from tests.unit.store.test_contract import ClientGone, pattern, read_all, split
+from tests.unit.store.test_swift import conf_with
 
 pytestmark = pytest.mark.functional
 
@@ -140,3 +141,26 @@ def test_a_location_of_a_missing_object_is_not_found(swift_account, swift, conta
         with pytest.raises(StoreNotFound) as caught:
             call(location)
         assert swift_account.key not in str(caught.value)
+
+
+def test_with_a_config_file_locations_name_the_reference_and_hold_no_key(
+    swift_account, swift, container, tmp_path
+):
+    path = tmp_path / "glance-swift.conf"
+    path.write_text(
+        f"[store1]\nauth_version = 1\nauth_address = {swift_account.auth_address}\n"
+        f"user = {swift_account.user}\nkey = {swift_account.key}\n"
+    )
+    conf = conf_with(
+        swift_store_config_file=str(path),
+        default_swift_reference="store1",
+        swift_store_container=container,
+        swift_store_create_container_on_put=True,
+    )
+    store = from_conf(conf)
+    location = store.add(IMAGE_ID, iter([b"by reference"]), 12).location
+    assert location == f"swift+config://store1/{container}/{IMAGE_ID}"
+    assert read_all(store, location) == b"by reference"
+    assert object_names(swift, container) == [IMAGE_ID]
+    store.delete(location)
+    assert object_names(swift, container) == []
