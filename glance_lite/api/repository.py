@@ -437,7 +437,7 @@ class ImageRepository:
         except StoreNotFound:
             pass
         except Exception as err:
-            LOG.error("could not remove data at %s: %s", location, err)
+            LOG.error("could not remove data at %s: %s", self.stores.redact(location), err)
 
 
 def holds(image: dict | None, location: str | None) -> bool:

@@ -7,8 +7,9 @@ import pytest
 from oslo_config import cfg
 
 from glance_lite import exceptions
+from glance_lite.api.repository import ImageRepository
 from glance_lite.store import swift, swift_account
-from glance_lite.store.base import BadStoreUri
+from glance_lite.store.base import BadStoreUri, Stores
 from glance_lite.store.swift_account import Account, SwiftLocation
 
 TEMPAUTH = Account("http://swift.example.com:8080/auth/v1.0", "acct:user", "s3cr:t@/x", "1")
@@ -176,3 +177,14 @@ def test_a_missing_client_library_names_the_extra(monkeypatch):
     monkeypatch.setattr(swift, "swiftclient", None)
     with pytest.raises(exceptions.ConfigError, match=r"glance-lite\[swift\]"):
         swift.from_conf(conf_with())
+
+
+def test_data_the_api_cannot_remove_is_logged_without_the_key(caplog):
+    gone = Account(REFUSED, "a:u", "topsecret", "1")
+    stores = Stores({"swift": swift.SwiftStore({"ref1": gone}, "ref1")}, "swift")
+    repo = ImageRepository(None, None, stores)
+    location = SwiftLocation(gone, "glance", IMAGE_ID).uri()
+    with caplog.at_level(logging.ERROR, logger="glance_lite.api.repository"):
+        repo._discard(stores.default, location)
+    assert f"could not remove data at {swift_account.redact(location)}" in caplog.text
+    assert "topsecret" not in caplog.text
