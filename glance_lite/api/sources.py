@@ -47,6 +47,11 @@ def external_source(meta: dict, has_body: bool, stores: Stores) -> tuple[str, st
         scheme = None
     if scheme not in stores.schemes or scheme in RESTRICTED_SCHEMES:
         raise exceptions.Invalid(f"External sources are not supported: '{stores.redact(uri)}'")
+    if not stores.for_scheme(scheme).open_to_clients(uri):
+        raise exceptions.Invalid(
+            f"External source '{stores.redact(uri)}' is not on an endpoint of this "
+            f"deployment's {scheme} store"
+        )
     return kind, uri
 
 

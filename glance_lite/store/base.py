@@ -2,9 +2,9 @@
 
 A driver streams: `add` consumes an iterator of chunks once, `get` hands back an iterator
 that the WSGI server drains and closes. Drivers expose `add`, `get`, `delete` and
-`get_size`; `redact` for locations that carry credentials, and `discard_partial`, the
-clean-up after an upload that died (with a default for stores that need to be told
-where its data is).
+`get_size`; then `redact` for locations that carry credentials, `open_to_clients` (may a
+client name a location of it), and `discard_partial`, the clean-up after an upload that
+died (with defaults for stores that need none of them).
 """
 
 import abc
@@ -162,6 +162,13 @@ class Store(abc.ABC):
 
         Drivers whose locations hold credentials (user and key in a URL) override this."""
         return location
+
+    def open_to_clients(self, location: str) -> bool:
+        """Whether glance-api may reach `location` because a client named it
+        (x-image-meta-location, x-glance-api-copy-from). False unless the driver knows the
+        connection cannot go where the operator did not mean it to: a client must not
+        make the api connect to an address of the client's choosing (SSRF)."""
+        return False
 
     def discard_partial(self, image_id: str, partial_location: str | None) -> None:
         """Remove what an interrupted upload of `image_id` left here, where this store

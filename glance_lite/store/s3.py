@@ -226,6 +226,14 @@ class S3Store(Store):
     def redact(self, location: str) -> str:
         return redact(location)
 
+    def open_to_clients(self, location: str) -> bool:
+        """Only a location on the configured endpoint (s3_store_host): any other would make
+        glance-api connect to any address the client names."""
+        try:
+            return parse(location).endpoint.rstrip("/") == self._endpoint
+        except BadStoreUri:
+            return False
+
     def check(self) -> None:
         """Look at the bucket once (start-up): warn, never fail."""
         loc = S3Location(self._endpoint, self._access_key, self._secret_key, self._bucket)

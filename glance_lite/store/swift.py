@@ -35,6 +35,7 @@ from glance_lite.store import swift_account
 from glance_lite.store.base import (
     AddResult,
     BackendUnavailable,
+    BadStoreUri,
     Duplicate,
     ImageChunks,
     RemoteChunks,
@@ -293,6 +294,16 @@ class SwiftStore(Store):
 
     def redact(self, location: str) -> str:
         return swift_account.redact(location)
+
+    def open_to_clients(self, location: str) -> bool:
+        """Only a location on a configured account's auth address: any other would make
+        glance-api send a request, with credentials of the client's choosing, to any
+        address the client names."""
+        try:
+            named = self._parse(location).account.auth_address.rstrip("/")
+        except BadStoreUri:
+            return False
+        return named in {a.auth_address.rstrip("/") for a in self._references.values()}
 
     # -- start-up
 

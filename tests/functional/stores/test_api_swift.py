@@ -182,3 +182,22 @@ def test_a_client_gone_midway_leaves_no_segment_and_a_killed_image(api, swift, m
     )
     image_id = killed[0]["id"]
     assert not [n for n in object_names(swift, module_container) if n.startswith(image_id)]
+
+
+def test_a_client_names_swift_locations_on_the_configured_account_only(api, swift_account):
+    image = api.upload(b"registered again by location", name="swift-source")
+    held = requests.get(f"{api.deployment.registry.url}/images/{image['id']}", timeout=10).json()[
+        "image"
+    ]["location"]
+    formats = {"x-image-meta-disk_format": "raw", "x-image-meta-container_format": "bare"}
+    again = api.post("/images", headers={"x-image-meta-location": held, **formats})
+    assert again.status_code == 201, again.text
+    assert again.json()["image"]["size"] == len(b"registered again by location")
+    # the same location, but the auth address a client picked: never connected to
+    elsewhere = held.replace(
+        swift_account.auth_address.split("://")[1].split("/")[0], "10.1.2.3:80"
+    )
+    refused = api.post("/images", headers={"x-image-meta-location": elsewhere, **formats})
+    assert refused.status_code == 400
+    assert "is not on an endpoint of this deployment's swift+http store" in refused.text
+    assert swift_account.key not in refused.text

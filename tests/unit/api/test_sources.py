@@ -95,3 +95,18 @@ def test_locations_are_shown_redacted_when_configured(make_api):
     image = create(api, "x-image-meta-location", uri).json["image"]
     assert image["direct_url"] == uri
     assert api.call("HEAD", f"/images/{image['id']}").headers["x-image-meta-direct_url"] == uri
+
+
+@pytest.mark.parametrize("header", ["x-image-meta-location", "x-glance-api-copy-from"])
+def test_a_source_its_store_will_not_open_to_clients_is_a_400_before_anything(
+    api, monkeypatch, header
+):
+    uri = source(api)
+    before = count(api)
+    monkeypatch.setattr(api.store, "open_to_clients", lambda location: False)
+    resp = create(api, header, uri)
+    assert resp.status_int == 400
+    assert f"External source '{uri}' is not on an endpoint of this deployment's memory" in (
+        resp.text
+    )
+    assert count(api) == before

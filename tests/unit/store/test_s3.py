@@ -57,3 +57,17 @@ def test_a_missing_client_library_names_the_extra(monkeypatch):
     monkeypatch.setattr(s3, "boto3", None)
     with pytest.raises(exceptions.ConfigError, match=r"glance-lite\[s3\]"):
         s3.from_conf(conf_with())
+
+
+@pytest.mark.parametrize(
+    "location, open_",
+    [
+        ("s3://a:s@s3.example.com:8080/bucket/x", True),
+        ("s3://a:s@169.254.169.254/bucket/x", False),
+        ("s3+https://a:s@s3.example.com:8080/bucket/x", False),
+        ("s3://no-credentials/bucket/x", False),
+    ],
+)
+def test_clients_may_name_only_locations_on_the_configured_endpoint(location, open_):
+    store = s3.S3Store("s3.example.com:8080", "a", "s", "bucket")
+    assert store.open_to_clients(location) is open_

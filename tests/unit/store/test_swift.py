@@ -188,3 +188,18 @@ def test_data_the_api_cannot_remove_is_logged_without_the_key(caplog):
         repo._discard(stores.default, location)
     assert f"could not remove data at {swift_account.redact(location)}" in caplog.text
     assert "topsecret" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "location, open_",
+    [
+        ("swift+http://acct%3Auser:k@swift.example.com:8080/auth/v1.0/glance/x", True),
+        ("swift+http://other:key@swift.example.com:8080/auth/v1.0/c/x", True),  # same Swift
+        ("swift+http://a:b@169.254.169.254/latest/meta-data/c/x", False),
+        ("swift+https://acct%3Auser:k@swift.example.com:8080/auth/v1.0/glance/x", False),
+        ("swift+http://a:b@swift.example.com:8081/auth/v1.0/c/x", False),
+        ("swift+http://no-credentials/c/x", False),
+    ],
+)
+def test_clients_may_name_only_locations_on_a_configured_account(location, open_):
+    assert swift.SwiftStore(REFS, "ref1").open_to_clients(location) is open_
