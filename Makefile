@@ -13,7 +13,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run stop test unit lint format venv bench bench-smoke
+.PHONY: run stop test unit lint format venv bench bench-smoke bench-store
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -52,3 +52,6 @@ bench: $(BENCH_STAMP)
 
 bench-smoke: $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench.run --smoke $(BENCH_ARGS)
+
+bench-store: $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench.stores --store $(STORE) $(BENCH_ARGS)

@@ -140,8 +140,15 @@ class Glance:
     """glance-registry and glance-api as shipped (etc/*.conf) plus a small override:
     free ports, SQLite and the image directory in `workdir`, logs to files."""
 
-    def __init__(self, workdir: Path, db_url: str | None = None, workers: int | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        db_url: str | None = None,
+        workers: int | None = None,
+        store_options: dict[str, object] | None = None,
+    ):
         self.workdir = workdir
+        self.store_options = store_options or {}  # more [glance_store] of glance-api
         self.datadir = workdir / "images"
         self.db_url = db_url or f"sqlite:///{workdir / 'glance.sqlite'}"
         self.workers_override = workers  # None: the shipped configs' workers
@@ -195,7 +202,7 @@ class Glance:
                     "log_file": self.workdir / "glance-api.log",
                     **self._workers(),
                 },
-                "glance_store": {"filesystem_store_datadir": self.datadir},
+                "glance_store": {"filesystem_store_datadir": self.datadir, **self.store_options},
                 "paste_deploy": {"config_file": ETC / "glance-api-paste.ini"},
             },
         )

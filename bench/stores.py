@@ -1,0 +1,253 @@
+"""The store profiles: `python -m bench.stores --store swift|s3 [--sizes 256,1024]`.
+
+Uploads and downloads the same image files through glance-api (curl, as the main bench)
+and directly with the store's own client library (python-swiftclient, boto3) against the
+same server, in a random order within each repeat. The target is per repeat: through
+glance-api at least 0.8 of the direct client, for 256 MiB and more. glance-api's peak
+memory over the idle is reported too. The server comes from the environment, as the
+store tests take it (GLANCE_LITE_TEST_SWIFT_* / GLANCE_LITE_TEST_S3_*: .ci/services'
+start-swift.sh and start-s3.sh print them). Writes report.md under bench/results/.
+"""
+
+import argparse
+import datetime
+import os
+import random
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+import botocore.config
+import swiftclient
+from boto3.s3.transfer import TransferConfig
+
+from bench import ceilings
+from bench.memory import status_kib
+from bench.profiles import MIB
+from bench.run import make_workdir
+from bench.services import ROOT, Glance
+from bench.stats import median
+from bench.transfers import download, upload, uploaded_image
+
+RESULTS = ROOT / "bench" / "results"
+TARGET = 0.8
+READ_CHUNK = 1 << 20  # what the drivers read a download in
+
+
+class SwiftDirect:
+    """python-swiftclient against the account glance-api writes to."""
+
+    name = "swiftclient"
+
+    def __init__(self, container: str):
+        env = os.environ
+        self.auth, self.user, self.key = (
+            env[f"GLANCE_LITE_TEST_SWIFT_{k}"] for k in ("AUTH", "USER", "KEY")
+        )
+        self.container = container
+        self.conn = swiftclient.Connection(self.auth, self.user, self.key, auth_version="1")
+        self.conn.put_container(container)
+
+    def store_options(self) -> dict:
+        return {
+            "stores": "file, swift",
+            "default_store": "swift",
+            "swift_store_auth_version": "1",
+            "swift_store_auth_address": self.auth,
+            "swift_store_user": self.user,
+            "swift_store_key": self.key,
+            "swift_store_container": self.container,
+            "swift_store_create_container_on_put": "true",
+        }
+
+    def put(self, path: Path, name: str) -> None:
+        with open(path, "rb") as f:
+            self.conn.put_object(self.container, name, f, content_length=path.stat().st_size)
+
+    def get(self, name: str) -> None:
+        _, body = self.conn.get_object(self.container, name, resp_chunk_size=READ_CHUNK)
+        for _ in body:
+            pass
+
+    def cleanup(self) -> None:
+        for obj in self.conn.get_container(self.container, full_listing=True)[1]:
+            self.conn.delete_object(self.container, obj["name"])
+        self.conn.delete_container(self.container)
+
+
+class S3Direct:
+    """boto3 against the endpoint and bucket glance-api writes to, with its own transfer
+    manager's defaults for uploads (parts in parallel threads)."""
+
+    name = "boto3"
+
+    def __init__(self, bucket: str):
+        env = os.environ
+        self.url, self.access, self.secret = (
+            env[f"GLANCE_LITE_TEST_S3_{k}"] for k in ("URL", "KEY", "SECRET")
+        )
+        self.bucket = bucket
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.access,
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+            config=botocore.config.Config(
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+        self.client.create_bucket(Bucket=bucket)
+
+    def store_options(self) -> dict:
+        return {
+            "stores": "file, s3",
+            "default_store": "s3",
+            "s3_store_host": self.url,
+            "s3_store_access_key": self.access,
+            "s3_store_secret_key": self.secret,
+            "s3_store_bucket": self.bucket,
+            "s3_store_create_bucket_on_put": "true",
+            "s3_store_bucket_url_format": "path",
+        }
+
+    def put(self, path: Path, name: str) -> None:
+        self.client.upload_file(str(path), self.bucket, name, Config=TransferConfig())
+
+    def get(self, name: str) -> None:
+        body = self.client.get_object(Bucket=self.bucket, Key=name)["Body"]
+        while body.read(READ_CHUNK):
+            pass
+
+    def cleanup(self) -> None:
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for obj in page.get("Contents", []):
+                self.client.delete_object(Bucket=self.bucket, Key=obj["Key"])
+        self.client.delete_bucket(Bucket=self.bucket)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def api_peak_kib(glance: Glance) -> int:
+    pids = glance.api.pids()
+    return max(status_kib(pid, "VmHWM") or 0 for pid in pids[1:] or pids)
+
+
+def one_repeat(glance: Glance, direct, path: Path, size: int, r: int, rng) -> dict:
+    """MiB/s of one upload and one download of `path` each way, in a random order."""
+    name = f"direct-{size}-{r}"
+    got: dict[str, float] = {}
+    image: dict = {}
+
+    def api_up() -> None:
+        result = upload(glance.api.url, path, f"bench-{size}-{r}", chunked=False)
+        image.update(uploaded_image(result))
+        got["api_up"] = size / result.seconds
+
+    def direct_up() -> None:
+        got["direct_up"] = size / timed(lambda: direct.put(path, name))
+
+    def api_down() -> None:
+        got["api_down"] = size / download(f"{glance.api.url}/v1/images/{image['id']}").seconds
+
+    def direct_down() -> None:
+        got["direct_down"] = size / timed(lambda: direct.get(name))
+
+    for pair in ((api_up, direct_up), (api_down, direct_down)):
+        for step in rng.sample(pair, 2):
+            step()
+    return got
+
+
+def measure(store: str, sizes: tuple[int, ...], repeats: int, seed: int, out: Path) -> bool:
+    workdir = make_workdir()
+    tag = uuid.uuid4().hex[:10]
+    direct = SwiftDirect(f"bench-{tag}") if store == "swift" else S3Direct(f"bench-{tag}")
+    glance = Glance(workdir, store_options=direct.store_options()).start()
+    rng = random.Random(seed)
+    rows, met = [], True
+    idle_kib = api_peak_kib(glance)
+    try:
+        for size in sizes:
+            path = workdir / f"image-{size}MiB.bin"
+            ceilings.make_image_file(path, size * MIB)
+            ratios = {"upload": [], "download": []}
+            speeds = {key: [] for key in ("api_up", "direct_up", "api_down", "direct_down")}
+            for r in range(repeats):
+                got = one_repeat(glance, direct, path, size, r, rng)
+                for key, value in got.items():
+                    speeds[key].append(value)
+                ratios["upload"].append(got["api_up"] / got["direct_up"])
+                ratios["download"].append(got["api_down"] / got["direct_down"])
+                print(
+                    f"{size} MiB repeat {r + 1}: upload {ratios['upload'][-1]:.2f}, "
+                    f"download {ratios['download'][-1]:.2f}",
+                    flush=True,
+                )
+            path.unlink()
+            for kind in ("upload", "download"):
+                short = "up" if kind == "upload" else "down"
+                ok = size < 256 or median(ratios[kind]) >= TARGET
+                met &= ok
+                rows.append(
+                    f"| {kind} {size} MiB | {median(speeds['api_' + short]):.0f} | "
+                    f"{median(speeds['direct_' + short]):.0f} | {median(ratios[kind]):.2f} "
+                    f"({min(ratios[kind]):.2f}-{max(ratios[kind]):.2f}) | "
+                    f"{'met' if ok else 'MISSED'} |"
+                )
+        growth = (api_peak_kib(glance) - idle_kib) / 1024
+    finally:
+        glance.stop()
+        direct.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    report = [
+        f"# glance-lite store bench: {store}, {now:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Through glance-api (curl, Content-Length) against {direct.name} directly, same "
+        f"server, random order per repeat (seed {seed}); {repeats} repeats; MiB/s medians; "
+        f"target per repeat ratio >= {TARGET} for 256 MiB and more.",
+        "",
+        f"| transfer | glance-api MiB/s | {direct.name} MiB/s | ratio median (range) | target |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"glance-api peak RSS over its idle, largest worker: {growth:.1f} MiB",
+    ]
+    (out / "report.md").write_text("\n".join(report) + "\n")
+    print("\n".join(report))
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.stores", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--store", choices=("swift", "s3"), required=True)
+    parser.add_argument("--sizes", default="256,1024", help="MiB, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=random.randrange(1 << 30))
+    args = parser.parse_args(argv)
+    needed = "GLANCE_LITE_TEST_SWIFT_AUTH" if args.store == "swift" else "GLANCE_LITE_TEST_S3_URL"
+    if needed not in os.environ:
+        print(f"{needed} is not set: start .ci/services/start-{args.store}.sh", file=sys.stderr)
+        return 2
+    sizes = tuple(int(x) for x in args.sizes.split(","))
+    out = RESULTS / f"{datetime.date.today()}-store-{args.store}"
+    measure(args.store, sizes, args.repeats, args.seed, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
