@@ -16,6 +16,9 @@ from glance_lite.store.base import Stores
 
 # Fields of the parsed metadata that steer the request rather than describe the image.
 NOT_STORED = ("location", "copy_from", "store", "uri")
+# environ key of the image cache's download(repo, image), set by its paste filter on the
+# GETs it may serve (glance_lite/cache/middleware.py); absent, images come from stores.
+IMAGE_CACHE = "glance_lite.image_cache"
 
 
 class ImagesController:
@@ -72,7 +75,8 @@ class ImagesController:
         if image["status"] != "active":
             repo.check_download(None)
             raise exceptions.NotFound(f"Image {image_id} is not active")
-        chunks, size = repo.download(image)
+        cache = req.environ.get(IMAGE_CACHE)
+        chunks, size = cache.download(repo, image) if cache else repo.download(image)
         file_wrapper = req.environ.get("wsgi.file_wrapper")
         if file_wrapper is not None and hasattr(chunks, "fileno"):
             # a server that knows its own wrapper may send the file with sendfile()

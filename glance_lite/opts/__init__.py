@@ -10,6 +10,7 @@ from oslo_config import cfg
 from oslo_policy import opts as oslo_policy_opts
 
 from glance_lite import image_meta as im
+from glance_lite.opts.cache import cache_opts
 from glance_lite.opts.keystone import service_credential_opts
 from glance_lite.opts.store import (
     STORE_GROUP,
@@ -411,6 +412,7 @@ def list_api_opts():
                 metadata_encryption_key_opt,
                 *image_opts,
                 *upload_lease_opts,
+                *cache_opts,
                 *logging_opts,
                 *external_source_opts,
             ],
@@ -527,4 +529,27 @@ def list_scrubber_opts():
         (STORE_GROUP, http_store_opts),
         (STORE_GROUP, swift_store_opts),
         (STORE_GROUP, s3_store_opts),
+    ]
+
+
+def register_cache_opts(conf: cfg.ConfigOpts) -> None:
+    register_listed(conf, list_cache_opts())
+
+
+def list_cache_opts():
+    """glance-cache.conf: what the glance-cache-* tools read (the prefetcher reaches the
+    registry and the stores like glance-api)."""
+    return [
+        (
+            "DEFAULT",
+            [
+                *cache_opts,
+                *registry_client_opts,
+                registry_secret_opt,
+                metadata_encryption_key_opt,
+                *context_opts,
+                *logging_opts,
+            ],
+        ),
+        (STORE_GROUP, store_opts),
     ]

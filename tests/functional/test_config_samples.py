@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = Path(sys.executable).parent / "oslo-config-generator"
 
 
-@pytest.mark.parametrize("service", ["glance-registry", "glance-api", "glance-scrubber"])
+@pytest.mark.parametrize(
+    "service", ["glance-registry", "glance-api", "glance-scrubber", "glance-cache"]
+)
 def test_sample_config_matches_what_the_generator_writes_now(service, tmp_path):
     out = tmp_path / f"{service}.conf"
     subprocess.run(

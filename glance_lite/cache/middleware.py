@@ -1,0 +1,179 @@
+"""The paste filter `cache`: downloads served from the node's image cache.
+
+The filter does not answer requests itself. On `GET /v1/images/<id>` (without a Range)
+it hands the v1 app an ImageCache, which the download consults once the image's
+metadata was read from the registry as the caller and every check passed (get_image,
+status, property protections): the cache never widens who may read an image, and a hit
+answers exactly what a miss answers. Then:
+
+- a hit (the cached copy is the image's size, its checksum, untouched since written)
+  is checked against `download_image` and goes out like a store file, by sendfile();
+- a miss streams from the store to the client and into `incomplete/<id>` at the same
+  time; only the whole image with the right md5 is renamed into the cache. A client
+  that stops reading, a store that fails, a full disk: the incomplete file goes, and
+  the client's download goes on (or ends) as without a cache. One fill per image at a
+  time across the node's processes; the other downloads stream from the store.
+
+After the app answered, a successful DELETE of the image, a PUT that may change its data
+(a body, or a size, checksum or location header), and a GET that found no such image
+drop the cached copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+
+from glance_lite import config
+from glance_lite.api.images import IMAGE_CACHE
+from glance_lite.cache import driver_from_conf
+from glance_lite.cache.base import CacheDriver, Fill
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_PATH = re.compile(r"^/v1/images/(?P<image_id>[^/]+)/?$")
+# Request headers of a PUT that may change what an image's data is.
+DATA_HEADERS = (
+    "HTTP_X_IMAGE_META_SIZE",
+    "HTTP_X_IMAGE_META_CHECKSUM",
+    "HTTP_X_IMAGE_META_LOCATION",
+    "HTTP_X_GLANCE_API_COPY_FROM",
+)
+
+
+class ImageCache:
+    """What the v1 app's download asks: serve from the cache, or fill it."""
+
+    def __init__(self, driver: CacheDriver):
+        self.driver = driver
+
+    def download(self, repo, image: dict):
+        """(chunks, size) of an active image for the caller of `repo` (PolicyLayer)."""
+        size = image.get("size")
+        if not size:
+            return repo.download(image)
+        repo.check_download(image)
+        hit = self.driver.open_cached(image["id"], size, image.get("checksum"))
+        if hit is not None:
+            return hit, size
+        chunks, size = repo.download(image)
+        fill = self.driver.open_fill(image["id"])
+        if fill is None:
+            return chunks, size
+        return Tee(chunks, fill, size, image.get("checksum")), size
+
+    def drop(self, image_id: str) -> None:
+        """Forget the cached copy of an image, if there is one."""
+        if self.driver.is_cached(image_id):
+            try:
+                self.driver.delete_cached_image(image_id, missing_ok=True)
+                LOG.info("Image %s removed from the cache", image_id)
+            except Exception as err:
+                LOG.warning("Image %s could not be removed from the cache: %s", image_id, err)
+
+
+class Tee:
+    """The store's chunks, passed on to the client and written into a fill.
+
+    The fill is published when its last byte is written, before that byte goes to the
+    client; it is abandoned (its file removed) when anything goes wrong with it, while
+    the client keeps getting the data; and when the client stops reading, by close()."""
+
+    def __init__(self, chunks, fill: Fill, size: int, checksum: str | None):
+        self.chunks = chunks
+        self.fill: Fill | None = fill
+        self.size = size
+        self.checksum = checksum
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = next(self.chunks)
+        except BaseException:
+            self._abandon()
+            raise
+        if self.fill is not None:
+            self._keep(chunk)
+        return chunk
+
+    def _keep(self, chunk: bytes) -> None:
+        fill = self.fill
+        try:
+            fill.write(chunk)
+            self.md5.update(chunk)
+            if fill.written >= self.size:
+                self.fill = None
+                if fill.written == self.size:
+                    fill.finish(self.checksum, self.md5.hexdigest())
+                else:
+                    LOG.error("Image %s: the store gave more than its size", fill.image_id)
+                    fill.abandon()
+        except Exception as err:
+            LOG.warning("Image %s not cached: %s", fill.image_id, err)
+            self.fill = None
+            fill.abandon()
+
+    def _abandon(self) -> None:
+        fill, self.fill = self.fill, None
+        if fill is not None:
+            fill.abandon()
+
+    def close(self) -> None:
+        self._abandon()
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
+
+
+class CacheFilter:
+    def __init__(self, app, cache: ImageCache):
+        self.app = app
+        self.cache = cache
+
+    def __call__(self, environ, start_response):
+        match = IMAGE_PATH.match(environ.get("PATH_INFO", ""))
+        method = environ["REQUEST_METHOD"]
+        if match is None or match["image_id"] == "detail":
+            return self.app(environ, start_response)
+        image_id = match["image_id"]
+        if method == "GET" and not ("HTTP_RANGE" in environ or "HTTP_CONTENT_RANGE" in environ):
+            environ[IMAGE_CACHE] = self.cache
+        elif method not in ("DELETE", "PUT"):
+            return self.app(environ, start_response)
+        status: list[int] = []
+
+        def noting(code, headers, exc_info=None):
+            status.append(int(code[:3]))
+            return start_response(code, headers, exc_info)
+
+        result = self.app(environ, noting)
+        if status and self._drops(method, status[0], environ):
+            self.cache.drop(image_id)
+        return result
+
+    @staticmethod
+    def _drops(method: str, status: int, environ) -> bool:
+        if method == "GET":
+            return status == 404
+        if not 200 <= status < 300:
+            return False
+        if method == "DELETE":
+            return True
+        has_body = environ.get("CONTENT_LENGTH", "") not in ("", "0") or (
+            "HTTP_TRANSFER_ENCODING" in environ
+        )
+        return has_body or any(name in environ for name in DATA_HEADERS)
+
+
+def filter_factory(global_conf, **local_conf):
+    """`[filter:cache]`: the node's cache, read from the configuration once."""
+    cache = ImageCache(driver_from_conf(config.get()))
+
+    def make(app):
+        return CacheFilter(app, cache)
+
+    return make
