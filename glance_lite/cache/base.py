@@ -437,6 +437,7 @@ class Fill:
             self.driver.reject(self)
             return False
         self.driver.publish(self, checksum)
+        LOG.info("Image %s cached (%d bytes)", self.image_id, self.written)
         return True
 
     def abandon(self) -> None:
