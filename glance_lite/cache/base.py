@@ -149,12 +149,11 @@ class CacheDriver(abc.ABC):
         except (OSError, exceptions.Invalid):
             return None
         try:
-            st = os.fstat(fd)
-            entry = self.entry(image_id)
-            problem = _mismatch(st, entry, size, checksum)
-        except BaseException:
+            problem = _mismatch(os.fstat(fd), self.entry(image_id), size, checksum)
+        except Exception as err:  # an index that cannot be read: served from the store
             os.close(fd)
-            raise
+            LOG.warning("Cached image %s not used: %s", image_id, err)
+            return None
         if problem is None:
             return CachedFile(fd, size, lambda: self._hit_quietly(image_id))
         os.close(fd)

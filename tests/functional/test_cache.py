@@ -108,3 +108,13 @@ def test_management_api_lists_deletes_and_queues(cached):
     cached.get(f"/images/{image['id']}")
     assert cached.delete("/cached_images").json()["num_deleted"] >= 1
     assert not (cached.cache_dir / image["id"]).exists()
+
+
+def test_a_cache_directory_that_cannot_be_made_serves_from_the_store(deploy):
+    api = deploy("badcache", flavor="caching", image_cache_dir="/proc/no-cache-here")
+    data = os.urandom(70_000)
+    image = api.upload(data)
+    for _ in range(2):
+        resp = api.get(f"/images/{image['id']}")
+        assert resp.status_code == 200 and resp.content == data
+    assert "/proc/no-cache-here cannot be used" in api.api_log()
