@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import re
@@ -177,7 +178,7 @@ class CacheDriver(abc.ABC):
         path = self.path(image_id, INCOMPLETE)
         for _ in range(2):
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             except FileExistsError:
                 if not self._take_over(path):
                     return None
@@ -405,7 +406,7 @@ class CachedFile:
 
 
 class Fill:
-    """An incomplete cache file being written: write(), then finish() or abandon()."""
+    """An incomplete cache file being written: write(), then complete() or abandon()."""
 
     def __init__(self, driver: CacheDriver, image_id: str, fd: int, path: str):
         self.driver = driver
@@ -421,21 +422,30 @@ class Fill:
             view = view[n:]
         self.written += len(chunk)
 
-    def finish(self, checksum: str | None, actual: str | None) -> bool:
-        """Publish the complete file if `actual` matches `checksum` (when both are
-        known); else move it to invalid/. True when published."""
-        fd, self.fd = self.fd, None
-        os.close(fd)
-        if checksum and actual and checksum != actual:
-            LOG.error(
-                "Image %s: its data's checksum is %s, the image's %s: not cached",
-                self.image_id,
-                actual,
-                checksum,
-            )
-            self.driver.reject(self)
+    def complete(self, checksum: str | None) -> bool:
+        """The whole image was written: publish it if its md5 is `checksum` (read back
+        from the file: the page cache holds it), else move it to invalid/. Anything
+        that fails removes it. True when published. Meant to run off the client's
+        path (on the offload's threads), so it never raises."""
+        try:
+            actual = _md5_of(self.fd) if checksum else None
+            if actual is not None and actual != checksum:
+                LOG.error(
+                    "Image %s: its data's checksum is %s, the image's %s: not cached",
+                    self.image_id,
+                    actual,
+                    checksum,
+                )
+                self.driver.reject(self)
+                self.abandon()
+                return False
+            self.driver.publish(self, checksum)
+        except Exception as err:
+            LOG.warning("Image %s not cached: %s", self.image_id, err)
+            self.abandon()
             return False
-        self.driver.publish(self, checksum)
+        fd, self.fd = self.fd, None
+        os.close(fd)  # the lock goes with it, after the rename
         LOG.info("Image %s cached (%d bytes)", self.image_id, self.written)
         return True
 
@@ -445,6 +455,15 @@ class Fill:
         if fd is not None:
             _remove(self.path)
             os.close(fd)  # after the unlink: the lock told others it was in use
+
+
+def _md5_of(fd: int) -> str:
+    md5 = hashlib.md5(usedforsecurity=False)
+    offset = 0
+    while piece := os.pread(fd, 1 << 20, offset):
+        md5.update(piece)
+        offset += len(piece)
+    return md5.hexdigest()
 
 
 def _listdir(path: str) -> list[str]:

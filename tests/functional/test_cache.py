@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.functional.conftest import md5
+from tests.functional.servers import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -15,6 +16,19 @@ def cached(deploy, tmp_path_factory):
     api = deploy("cache", flavor="cachemanagement", image_cache_dir=cache_dir)
     api.cache_dir = cache_dir
     return api
+
+
+def fetch_cached(api, image_id: str, **kw):
+    """GET an image and wait until its copy is published (its md5 is checked once the
+    client has every byte, off the client's path)."""
+    resp = api.get(f"/images/{image_id}", **kw)
+    wait_for(lambda: published(api, image_id))
+    return resp
+
+
+def published(api, image_id: str) -> bool:
+    incomplete = api.cache_dir / "incomplete" / image_id
+    return (api.cache_dir / image_id).exists() and not incomplete.exists()
 
 
 def entry(api, image_id):
@@ -27,7 +41,7 @@ def entry(api, image_id):
 def test_first_download_fills_the_cache_and_the_next_one_is_a_hit(cached):
     data = os.urandom(3 * 1024 * 1024 + 17)
     image = cached.upload(data)
-    first = cached.get(f"/images/{image['id']}")
+    first = fetch_cached(cached, image["id"])
     assert first.status_code == 200 and first.content == data
     assert first.headers["Content-Length"] == str(len(data))
     assert (cached.cache_dir / image["id"]).read_bytes() == data
@@ -43,11 +57,11 @@ def test_first_download_fills_the_cache_and_the_next_one_is_a_hit(cached):
 def test_a_truncated_cache_file_is_dropped_and_the_store_serves(cached):
     data = os.urandom(200_000)
     image = cached.upload(data)
-    assert cached.get(f"/images/{image['id']}").content == data
+    assert fetch_cached(cached, image["id"]).content == data
     path = cached.cache_dir / image["id"]
     with open(path, "r+b") as f:
         f.truncate(1000)
-    resp = cached.get(f"/images/{image['id']}")
+    resp = fetch_cached(cached, image["id"])
     assert resp.status_code == 200 and resp.content == data
     assert path.read_bytes() == data  # filled again, whole
 
@@ -55,7 +69,7 @@ def test_a_truncated_cache_file_is_dropped_and_the_store_serves(cached):
 def test_a_rewritten_cache_file_of_the_same_size_is_never_served(cached):
     data = os.urandom(100_000)
     image = cached.upload(data)
-    cached.get(f"/images/{image['id']}")
+    fetch_cached(cached, image["id"])
     path = cached.cache_dir / image["id"]
     os.utime(path, (1, 1))  # as a rewrite leaves it: a modification time of its own
     with open(path, "r+b") as f:
@@ -66,7 +80,7 @@ def test_a_rewritten_cache_file_of_the_same_size_is_never_served(cached):
 
 def test_deleting_an_image_drops_it_from_the_cache(cached):
     image = cached.upload(b"x" * 5000)
-    cached.get(f"/images/{image['id']}")
+    fetch_cached(cached, image["id"])
     assert (cached.cache_dir / image["id"]).exists()
     assert cached.delete(f"/images/{image['id']}").status_code == 200
     assert not (cached.cache_dir / image["id"]).exists()
@@ -90,7 +104,7 @@ def test_a_client_that_stops_reading_leaves_no_cache_file(cached):
 
 def test_management_api_lists_deletes_and_queues(cached):
     image = cached.upload(b"y" * 4096)
-    cached.get(f"/images/{image['id']}")
+    fetch_cached(cached, image["id"])
     listed = cached.get("/cached_images").json()["cached_images"]
     mine = [e for e in listed if e["image_id"] == image["id"]]
     assert mine and mine[0]["size"] == 4096 and mine[0]["hits"] == 0
@@ -105,7 +119,7 @@ def test_management_api_lists_deletes_and_queues(cached):
     assert cached.delete(f"/queued_images/{image['id']}").status_code == 404
     cached.put(f"/queued_images/{image['id']}")
     assert cached.delete("/queued_images").json()["num_deleted"] >= 1
-    cached.get(f"/images/{image['id']}")
+    fetch_cached(cached, image["id"])
     assert cached.delete("/cached_images").json()["num_deleted"] >= 1
     assert not (cached.cache_dir / image["id"]).exists()
 

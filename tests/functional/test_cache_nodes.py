@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from tests.functional.conftest import ApiClient
-from tests.functional.servers import ROOT, Deployment, ServerProcess, api_conf
+from tests.functional.servers import ROOT, Deployment, ServerProcess, api_conf, wait_for
+from tests.functional.test_cache import fetch_cached, published
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_both_nodes_serve_and_cache_independently_and_a_delete_reaches_both(node
     data = os.urandom(2 * 1024 * 1024 + 5)
     image = a.upload(data)
     for node in (a, b):
-        resp = node.get(f"/images/{image['id']}")
+        resp = fetch_cached(node, image["id"])
         assert resp.status_code == 200 and resp.content == data
         assert (node.cache_dir / image["id"]).read_bytes() == data
     assert b.get(f"/images/{image['id']}").content == data  # a hit on b
@@ -70,6 +71,7 @@ def test_concurrent_downloads_of_an_uncached_image_fill_once_and_all_get_it_whol
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(fetch, range(8)))
     assert results == [(200, True)] * 8
+    wait_for(lambda: published(b, image["id"]))
     assert (b.cache_dir / image["id"]).read_bytes() == data
     assert b.process.log().count(f"Image {image['id']} cached") == 1
     assert os.listdir(b.cache_dir / "incomplete") == []
@@ -105,8 +107,7 @@ def test_a_cached_private_image_stays_private_and_download_policy_applies_to_hit
     )
     assert resp.status_code == 201, resp.text
     image_id = resp.json()["image"]["id"]
-    assert trusted.get(f"/images/{image_id}", headers=who("alice")).content == data
-    assert (trusted.cache_dir / image_id).exists()
+    assert fetch_cached(trusted, image_id, headers=who("alice")).content == data
     assert trusted.get(f"/images/{image_id}", headers=who("bob")).status_code == 404
     denied = trusted.get(f"/images/{image_id}", headers=who("alice", "nodownload"))
     assert denied.status_code == 403
