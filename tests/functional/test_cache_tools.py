@@ -1,7 +1,13 @@
 """glance-cache-manage, -prefetcher, -pruner and -cleaner against real servers."""
 
+import contextlib
+import fcntl
 import os
+import pty
+import re
+import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -110,3 +116,44 @@ def test_cleaner_removes_invalid_and_stalled_incomplete_files(cached):
     tool(cached, "glance-cache-cleaner")
     assert os.listdir(cached.cache_dir / "invalid") == []
     assert os.listdir(cached.cache_dir / "incomplete") == ["fresh"]
+
+
+def test_help_delete_all_and_their_confirmations(cached):
+    helped = manage(cached, "help", "queue-image")
+    assert helped.returncode == 0 and "glance-cache-manage queue-image <IMAGE_ID>" in helped.stdout
+    listing = manage(cached, "help")
+    assert "delete-all-queued-images" in listing.stdout
+    image = cached.upload(os.urandom(100))
+    fetch_cached(cached, image["id"])
+    kept = manage(cached, "delete-all-cached-images", stdin="\n")
+    assert "Delete all cached images? [y/N]" in kept.stdout
+    assert (cached.cache_dir / image["id"]).exists()
+    gone = manage(cached, "-v", "delete-all-cached-images", stdin="yes\n")
+    assert re.search(r"Deleted \d+ cached images", gone.stdout)
+    assert not (cached.cache_dir / image["id"]).exists()
+    manage(cached, "-f", "queue-image", image["id"])
+    cleared = manage(cached, "-f", "-v", "delete-all-queued-images")
+    assert "Deleted 1 queued images" in cleared.stdout
+
+
+def test_prefetcher_shows_a_progress_bar_on_a_terminal(cached):
+    image = cached.upload(os.urandom(300_000))
+    manage(cached, "-f", "queue-image", image["id"])
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    done = subprocess.run(
+        [script("glance-cache-prefetcher"), "--config-file", str(cached.cache_conf)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        timeout=60,
+    )
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    assert done.returncode == 0
+    assert image["id"].encode() in shown and b"100%" in shown
+    assert (cached.cache_dir / image["id"]).exists()
