@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.functional.conftest import md5
-from tests.functional.servers import wait_for
+from tests.functional.servers import Deployment, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,24 @@ def test_a_cache_directory_that_cannot_be_made_serves_from_the_store(deploy):
         resp = api.get(f"/images/{image['id']}")
         assert resp.status_code == 200 and resp.content == data
     assert "/proc/no-cache-here cannot be used" in api.api_log()
+
+
+def test_store_data_with_the_wrong_checksum_is_served_as_stored_but_never_cached(cached):
+    data = os.urandom(60_000)
+    image = cached.upload(data)
+    changed = b"Z" * 10 + data[10:]
+    cached.image_file(image["id"]).write_bytes(changed)  # same size, other bytes
+    resp = cached.get(f"/images/{image['id']}")
+    assert resp.status_code == 200 and resp.content == changed  # as without a cache
+    wait_for(lambda: (cached.cache_dir / "invalid" / image["id"]).exists())
+    assert not (cached.cache_dir / image["id"]).exists()
+    assert "not cached" in cached.api_log()
+
+
+def test_a_caching_flavor_without_image_cache_dir_does_not_start(tmp_path):
+    deployment = Deployment(tmp_path, api_options={"flavor": "caching"})
+    try:
+        with pytest.raises(RuntimeError, match="image_cache_dir is not set"):
+            deployment.start()
+    finally:
+        deployment.stop()

@@ -80,6 +80,15 @@ def test_queue_prefetch_list_and_delete_with_the_cli(cached):
     assert "No cached images." in manage(cached, "list-cached").stdout
 
 
+def test_prefetcher_leaves_images_it_cannot_cache_in_the_queue(cached):
+    queued = cached.reserve(name="no data yet")
+    manage(cached, "-f", "queue-image", queued["id"])
+    done = tool(cached, "glance-cache-prefetcher")
+    assert "left in the queue" in done.stderr
+    assert queued["id"] in manage(cached, "list-queued").stdout
+    manage(cached, "-f", "delete-queued-image", queued["id"])
+
+
 def test_cli_errors(cached, deploy):
     one = manage(cached, "-f", "delete-cached-image")
     assert one.returncode == 1
