@@ -183,11 +183,6 @@ def load_paste_app(conf, service: str):
     try:
         return deploy.loadapp(f"config:{path}", name=name)
     except LookupError as exc:
-        if "cach" in flavor and "'cache" in str(exc):
-            raise exceptions.ConfigError(
-                f"the '{flavor}' flavor needs the image cache, which this glance-lite "
-                f"does not have yet; use the flavor without it ('{flavor.split('+')[0]}')"
-            ) from None
         raise exceptions.ConfigError(
             f"cannot load pipeline '{name}' from {path} ([paste_deploy] flavor = '{flavor}'): {exc}"
         ) from None

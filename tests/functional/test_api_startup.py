@@ -19,7 +19,7 @@ def start_api(conf):
     )
 
 
-@pytest.mark.parametrize("flavor", ["keystone+caching", "keystone+cachemanagement", "caching"])
+@pytest.mark.parametrize("flavor", ["nonexistent", "keystone+bogus"])
 def test_flavors_not_shipped_stop_start_up_naming_the_flavor(tmp_path, flavor):
     result = start_api(api_conf(tmp_path, registry_port=9, flavor=flavor))
     assert result.returncode == 1
