@@ -1,7 +1,6 @@
 """The image cache through real servers: hits, fills, invalidation, policy, management."""
 
 import os
-import sqlite3
 import time
 
 import pytest
@@ -10,11 +9,17 @@ from tests.functional.conftest import md5
 from tests.functional.servers import Deployment, wait_for
 
 
-@pytest.fixture(scope="module")
-def cached(deploy, tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "xattr"])
+def cached(deploy, tmp_path_factory, request):
     cache_dir = tmp_path_factory.mktemp("cache")
-    api = deploy("cache", flavor="cachemanagement", image_cache_dir=cache_dir)
+    api = deploy(
+        f"cache-{request.param}",
+        flavor="cachemanagement",
+        image_cache_dir=cache_dir,
+        image_cache_driver=request.param,
+    )
     api.cache_dir = cache_dir
+    api.driver = request.param
     return api
 
 
@@ -32,10 +37,11 @@ def published(api, image_id: str) -> bool:
 
 
 def entry(api, image_id):
-    with sqlite3.connect(api.cache_dir / "cache.db") as db:
-        return db.execute(
-            "SELECT size, hits FROM cached_images WHERE image_id = ?", (image_id,)
-        ).fetchone()
+    """(size, hits) of the image's entry in the node's cache index, or None."""
+    for found in api.get("/cached_images").json()["cached_images"]:
+        if found["image_id"] == image_id:
+            return found["size"], found["hits"]
+    return None
 
 
 def test_first_download_fills_the_cache_and_the_next_one_is_a_hit(cached):
@@ -46,6 +52,8 @@ def test_first_download_fills_the_cache_and_the_next_one_is_a_hit(cached):
     assert first.headers["Content-Length"] == str(len(data))
     assert (cached.cache_dir / image["id"]).read_bytes() == data
     assert entry(cached, image["id"]) == (len(data), 0)
+    # each driver is the one in use: xattr keeps no database
+    assert (cached.cache_dir / "cache.db").exists() == (cached.driver == "sqlite")
     os.unlink(cached.image_file(image["id"]))  # only the cache has it now
     second = cached.get(f"/images/{image['id']}")
     assert second.status_code == 200 and md5(second.content) == md5(data)
