@@ -545,11 +545,16 @@ def list_cache_opts():
             [
                 *cache_opts,
                 *registry_client_opts,
+                *service_credential_opts,
                 registry_secret_opt,
                 metadata_encryption_key_opt,
                 *context_opts,
                 *logging_opts,
+                *external_source_opts,
             ],
         ),
         (STORE_GROUP, store_opts),
+        (STORE_GROUP, http_store_opts),
+        (STORE_GROUP, swift_store_opts),
+        (STORE_GROUP, s3_store_opts),
     ]
