@@ -511,25 +511,7 @@ def register_scrubber_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def list_scrubber_opts():
-    return [
-        (
-            "DEFAULT",
-            [
-                *scrubber_opts,
-                *registry_client_opts,
-                *service_credential_opts,
-                registry_secret_opt,
-                metadata_encryption_key_opt,
-                *context_opts,
-                *logging_opts,
-                *external_source_opts,
-            ],
-        ),
-        (STORE_GROUP, store_opts),
-        (STORE_GROUP, http_store_opts),
-        (STORE_GROUP, swift_store_opts),
-        (STORE_GROUP, s3_store_opts),
-    ]
+    return _as_a_registry_client_with_stores(scrubber_opts)
 
 
 def register_cache_opts(conf: cfg.ConfigOpts) -> None:
@@ -539,11 +521,17 @@ def register_cache_opts(conf: cfg.ConfigOpts) -> None:
 def list_cache_opts():
     """glance-cache.conf: what the glance-cache-* tools read (the prefetcher reaches the
     registry and the stores like glance-api)."""
+    return _as_a_registry_client_with_stores(cache_opts)
+
+
+def _as_a_registry_client_with_stores(own: list[cfg.Opt]):
+    """A tool's `own` options, plus what it needs to call the registry (as glance-api
+    does) and to read and delete data in every store."""
     return [
         (
             "DEFAULT",
             [
-                *cache_opts,
+                *own,
                 *registry_client_opts,
                 *service_credential_opts,
                 registry_secret_opt,
