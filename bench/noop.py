@@ -2,6 +2,7 @@
 
     python -m bench.noop --config-file C --port-file P --role backend
     python -m bench.noop --config-file C --port-file P --role front --backend-url URL
+    python -m bench.noop --config-file C --port-file P --role floor --floor-database URL
 
 The front forwards each request as one HTTP call with glance-api's own sending code
 (glance_lite.registry.client.send: a prepared request straight to the pooled session's
@@ -27,6 +28,7 @@ green.monkey_patch()  # before anything else imports sockets or threads, as glan
 
 from oslo_config import cfg
 
+from bench.floor import DatabaseFloor
 from glance_lite import config, log, offload, opts
 from glance_lite.registry.client import pooled_session, send
 from glance_lite.server import workers
@@ -131,9 +133,10 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     opts.register_registry_opts(conf)  # the server options, as both services have them
     conf.register_cli_opts(
         [
-            cfg.StrOpt("role", choices=["front", "backend"], required=True),
+            cfg.StrOpt("role", choices=["front", "backend", "floor"], required=True),
             cfg.StrOpt("backend-url", dest="backend_url"),
-            cfg.StrOpt("list-payload", dest="list_payload", required=True),
+            cfg.StrOpt("list-payload", dest="list_payload"),
+            cfg.StrOpt("floor-database", dest="floor_database", help="the floor's database URL"),
             cfg.StrOpt("file-root", dest="file_root"),
         ]
     )
@@ -147,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     if conf.role == "front":
         root = Path(conf.file_root) if conf.file_root else None
         load_app = lambda: Front(conf.backend_url, root)  # noqa: E731 - built in each worker
+    elif conf.role == "floor":
+        load_app = lambda: DatabaseFloor(conf.floor_database)  # noqa: E731
     else:
         load_app = lambda: Backend(Path(conf.list_payload))  # noqa: E731
     workers.Service(f"noop-{conf.role}", conf, load_app, 0).serve()

@@ -25,7 +25,7 @@ import glance_lite
 from bench import nginx as nginx_mod
 from bench import plots, report, scenarios
 from bench.profiles import FULL, SMOKE, Profile, with_4gib
-from bench.services import ROOT, BareSendfile, Glance, NoopChain, PostgreSQL
+from bench.services import ROOT, BareSendfile, Glance, NoopChain, PostgreSQL, database_floor
 from bench.session import Session
 
 RESULTS = ROOT / "bench" / "results"
@@ -172,7 +172,7 @@ def run(
     nginx_bin, nginx_note = nginx_mod.find_or_install()
     postgres = PostgreSQL(workdir) if db == "postgresql" else None
     stop_later: list = []
-    for name in ("glance", "noop", "bare"):
+    for name in ("glance", "noop", "bare", "floor"):
         (workdir / name).mkdir()
     try:
         db_url = postgres.start().url if postgres else None
@@ -196,6 +196,9 @@ def run(
             except RuntimeError as err:
                 nginx, nginx_note = None, str(err)
         s = Session(profile, workdir, glance, noop, nginx, bare, seed, db)
+        if not postgres and "metadata" in parts:
+            s.floor = database_floor(workdir / "floor", workers, payload)
+            stop_later.append(s.floor)
         if not nginx:
             s.notes.append(f"nginx ceilings missing: {nginx_note}")
         if postgres:

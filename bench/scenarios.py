@@ -1,6 +1,8 @@
 """The measured scenarios. Each glance figure is taken right next to its ceiling, repeat by
 repeat, so that a slow moment of a noisy machine hits both and the ratio holds."""
 
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,13 +78,24 @@ def transfers(s: Session, size_mib: int) -> None:
         speed, digest = ceilings.md5_file(path)
         s.add(f"md5_{size_mib}", speed)
         for mode in ("length", "chunked"):
-            if image_id:
-                s.delete_image(image_id)
-            with s.watch(f"upload ({mode}) {tag}") as watch:
-                result = upload(s.api_url, path, f"bench-{size_mib}", chunked=mode == "chunked")
-            image_id = _check_upload(result, size_mib * MIB, digest)
-            s.add(f"upload_{mode}_{size_mib}", result.throughput(size_mib * MIB))
-            growth[r] = max(growth[r], watch.worst("glance-api", "growth_mib"))
+
+            def glance(mode: str = mode, r: int = r, digest: str = digest) -> None:
+                nonlocal image_id
+                if image_id:
+                    s.delete_image(image_id)
+                with s.watch(f"upload ({mode}) {tag}") as watch:
+                    result = upload(s.api_url, path, f"bench-{size_mib}", chunked=mode == "chunked")
+                image_id = _check_upload(result, size_mib * MIB, digest)
+                s.add(f"upload_{mode}_{size_mib}", result.throughput(size_mib * MIB))
+                growth[r] = max(growth[r], watch.worst("glance-api", "growth_mib"))
+
+            def floor(mode: str = mode, digest: str = digest) -> None:
+                result = upload(s.bare.url, path, "floor", chunked=mode == "chunked")
+                _check_upload(result, size_mib * MIB, digest)
+                s.add(f"floor_upload_{mode}_{size_mib}", result.throughput(size_mib * MIB))
+
+            steps = {"glance-api": glance, "bare receive": floor}
+            s.in_random_order(f"upload ({mode}) {tag}, repeat {r + 1}", steps)
     size = size_mib * MIB
     ceilings.into_page_cache(s.glance.datadir / image_id)
     for r in range(downloads):
@@ -162,6 +175,15 @@ def _transfer_figures(s: Session, size_mib: int) -> None:
             "MiB/s",
             ceiling=md5.name,
             target=upload_target,
+            group="transfer",
+        )
+        # the least an upload costs here: received and hashed as the file store does,
+        # nothing stored (bench/sendfile_server.py)
+        s.figure(
+            f"floor_upload_{mode}_{size_mib}",
+            f"floor: bare receive + md5, nothing stored, {tag} ({how})",
+            "MiB/s",
+            ceiling=md5.name,
             group="transfer",
         )
     if s.nginx:  # without nginx the ceiling is reported missing
@@ -363,6 +385,34 @@ def _metadata_figures(s: Session) -> None:
         "head_p99", "HEAD /v1/images/<id> p99", "ms", ceiling="noop_head_p99", group="metadata"
     )
     s.figure("meta_errors", "metadata calls failed", "count", target=NO_ERRORS, group="metadata")
+    if s.floor:
+        _floor_figures(s)
+
+
+FLOOR = "floor: the chain with the registry's SQL in its backend (bench/floor.py)"
+
+
+def _floor_figures(s: Session) -> None:
+    """The database floor against the no-op chain: what the database work alone costs."""
+    p = s.profile
+    for key, clients in (("create_seq", 1), ("create_conc", p.create_clients)):
+        how = "sequential" if clients == 1 else f"{clients} clients"
+        s.figure(
+            f"floor_{key}",
+            f"{FLOOR}, creates, {how}",
+            "req/s",
+            ceiling=f"noop_{key}",
+            group="floor",
+        )
+    s.figure("floor_list", f"{FLOOR}, list, median", "ms", ceiling="noop_list", group="floor")
+    for pct in ("p50", "p99"):
+        s.figure(
+            f"floor_head_{pct}",
+            f"{FLOOR}, HEAD {pct}",
+            "ms",
+            ceiling=f"noop_head_{pct}",
+            group="floor",
+        )
 
 
 WARM_UP_CALLS = 40  # untimed calls on both systems before a kind of metadata call is timed
@@ -376,13 +426,19 @@ def _warm_up_creates(s: Session) -> None:
     for image in listed["images"]:
         if image["name"].startswith("warm-up-"):
             s.delete_image(image["id"])
+    if s.floor:  # which takes no DELETE: its warm-up rows go behind its back
+        with contextlib.closing(sqlite3.connect(s.floor.database.removeprefix("sqlite:///"))) as db:
+            db.execute("DELETE FROM images")
+            db.commit()
 
 
-def _warm_up(s: Session, job: dict) -> None:
+def _warm_up(s: Session, job: dict, urls: list[str] | None = None) -> None:
     """Untimed calls of `job` on glance-lite and on the chain, from two clients (so that
     every worker gets some): after minutes of idling through the transfers, the first
     calls of each process paid for it in the first timed round."""
-    for url in (s.api_url, s.noop.front.url):
+    if urls is None:
+        urls = [s.api_url, s.noop.front.url] + ([s.floor.front.url] if s.floor else [])
+    for url in urls:
         warm = run_clients(s.gate_dir, 2, WARM_UP_CALLS, {**job, "url": url}, prefix="warm-up")
         if warm.errors:
             raise RuntimeError(f"{warm.errors} warm-up calls ({job['op']}) failed at {url}")
@@ -403,6 +459,14 @@ def _creates(s: Session, r: int, clients: int, key: str) -> None:
         s.add(f"noop_{key}", noop.rate)
 
     steps = {"glance-api": glance, "no-op chain": chain}
+    if s.floor:
+        floor_url = s.floor.front.url
+
+        def floor() -> None:
+            run = _noop_run(s, clients, p.creates, {"op": "create", "url": floor_url})
+            s.add(f"floor_{key}", run.rate)
+
+        steps["database floor"] = floor
     s.in_random_order(f"creates, {clients} client(s), repeat {r + 1}", steps)
 
 
@@ -415,8 +479,9 @@ def _list_and_head(s: Session) -> None:
         raise RuntimeError(f"the list holds {len(images)} images, not {p.creates}")
     s.noop.list_payload.write_bytes(resp.content)  # the chain carries the very same JSON
     head_path = f"/v1/images/{images[0]['id']}"
-    _warm_up(s, {"op": "list", "path": list_path})
-    _warm_up(s, {"op": "head", "path": head_path})
+    pair = [s.api_url, s.noop.front.url]
+    _warm_up(s, {"op": "list", "path": list_path}, pair)
+    _warm_up(s, {"op": "head", "path": head_path}, pair)
 
     def glance_list() -> None:
         with s.watch(f"list, limit={p.list_limit}"):
@@ -440,11 +505,38 @@ def _list_and_head(s: Session) -> None:
         s.add("noop_head_p50", percentile(noop.latencies, 50) * 1000)
         s.add("noop_head_p99", percentile(noop.latencies, 99) * 1000)
 
+    lists = {"glance-api": glance_list, "no-op chain": chain_list}
+    heads = {"glance-api": glance_head, "no-op chain": chain_head}
+    if s.floor:
+        floor_list, floor_head = _floor_list_and_head(s, list_path)
+        lists["database floor"] = floor_list
+        heads["database floor"] = floor_head
     for r in range(p.repeats_small):
-        lists = {"glance-api": glance_list, "no-op chain": chain_list}
         s.in_random_order(f"list, repeat {r + 1}", lists)
-        heads = {"glance-api": glance_head, "no-op chain": chain_head}
         s.in_random_order(f"HEAD, repeat {r + 1}", heads)
+
+
+def _floor_list_and_head(s: Session, list_path: str) -> tuple[Callable, Callable]:
+    """The floor's list and HEAD steps, on its own database (its first listed image)."""
+    p = s.profile
+    url = s.floor.front.url
+    images = requests.get(url + list_path, timeout=120).json()["images"]
+    if len(images) != min(p.list_limit, p.creates):
+        raise RuntimeError(f"the floor's list holds {len(images)} images, not {p.creates}")
+    head_path = f"/v1/images/{images[0]['id']}"
+    _warm_up(s, {"op": "list", "path": list_path}, [url])
+    _warm_up(s, {"op": "head", "path": head_path}, [url])
+
+    def floor_list() -> None:
+        run = _noop_run(s, 1, p.list_calls, _job("list", url, list_path))
+        s.add("floor_list", median(run.latencies) * 1000)
+
+    def floor_head() -> None:
+        run = _noop_run(s, 1, p.head_calls, _job("head", url, head_path))
+        s.add("floor_head_p50", percentile(run.latencies, 50) * 1000)
+        s.add("floor_head_p99", percentile(run.latencies, 99) * 1000)
+
+    return floor_list, floor_head
 
 
 def _job(op: str, url: str, path: str) -> dict:

@@ -1,4 +1,4 @@
-"""A bare sendfile() file server: the least a download of a file can cost on this machine.
+"""A bare file server: the least a download, or an upload, can cost on this machine.
 
     python -m bench.sendfile_server --root DIR --workers N --port-file P
 
@@ -8,10 +8,20 @@ sends the file with os.sendfile() on a blocking socket, reading ahead with the v
 window glance-api uses (glance_lite.server.sendfile.ReadAhead), on a socket set up as
 glance-api's (TCP_NODELAY). Whatever glance-api does to send a file faster, this server
 does too; it is measured beside nginx, and the faster of the two is the download ceiling.
+
+`POST` (or `PUT`) with a Content-Length or chunked body is the upload floor: the body is
+received into two buffers of the file store's size, one filling while a second thread
+hashes the other with md5, as glance-api's file store does; nothing is stored. The answer
+is glance-api's shape, `{"image": {"id", "size", "checksum", "status"}}`, so that the bench
+checks it as it checks an upload. What an upload through glance-api does beyond this
+(the registry calls, the disk) is the price of storing the image.
 """
 
 import argparse
+import hashlib
+import json
 import os
+import queue
 import signal
 import socket
 import sys
@@ -19,6 +29,7 @@ import threading
 from pathlib import Path
 
 from glance_lite.server.sendfile import ReadAhead
+from glance_lite.store.filesystem import BUFFERS, WRITE_BUFFER
 
 HEADER_LIMIT = 16384
 
@@ -33,6 +44,9 @@ def serve_connection(conn: socket.socket, root: Path) -> None:
                 return
             head += chunk
         method, target = [*head.split(b"\r\n", 1)[0].split(b" "), b"", b""][:2]
+        if method in (b"POST", b"PUT"):
+            receive(conn, head)
+            return
         if method not in (b"GET", b"HEAD"):
             conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             return
@@ -68,6 +82,108 @@ def send_file(conn: socket.socket, fd: int, count: int) -> None:
             return
         count -= sent
         ahead.moved(sent)
+
+
+def receive(conn: socket.socket, head: bytes) -> None:
+    """Take the body, md5 it, answer with its size and checksum."""
+    header_end = head.index(b"\r\n\r\n") + 4
+    fields = {}
+    for line in head[:header_end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower()] = value.strip().lower()
+    chunked = fields.get(b"transfer-encoding") == b"chunked"
+    length = None if chunked else int(fields.get(b"content-length") or 0)
+    size, digest = hash_received(_Body(conn, head[header_end:], length))
+    body = json.dumps({"image": {"id": "", "size": size, "checksum": digest, "status": "active"}})
+    conn.sendall(
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}".encode()
+    )
+
+
+class _Body:
+    """A request body, Content-Length (`length`) or chunked (None), read straight into
+    the caller's buffer once what came with the headers is used up."""
+
+    def __init__(self, conn: socket.socket, early: bytes, length: int | None):
+        self.conn = conn
+        self.pending = early
+        self.chunked = length is None
+        self.left = length or 0  # of the body, or of the current chunk
+        self.done = length == 0
+        self.chunks = 0
+
+    def read_into(self, view: memoryview) -> int:
+        """Up to len(view) bytes of the body; 0 at its end."""
+        if self.done:
+            return 0
+        if self.left == 0:  # chunked: the next chunk's size line
+            if self.chunks:
+                self._line()  # the CRLF closing the previous chunk
+            self.chunks += 1
+            self.left = int(self._line().split(b";")[0], 16)
+            if self.left == 0:
+                self._line()  # no trailers: the final CRLF
+                self.done = True
+                return 0
+        want = min(len(view), self.left)
+        if self.pending:
+            n = min(want, len(self.pending))
+            view[:n] = self.pending[:n]
+            self.pending = self.pending[n:]
+        else:
+            n = self.conn.recv_into(view[:want])
+            if not n:
+                raise ConnectionError("the body ended early")
+        self.left -= n
+        self.done = not self.chunked and self.left == 0
+        return n
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.pending:
+            more = self.conn.recv(4096)
+            if not more:
+                raise ConnectionError("the body ended early")
+            self.pending += more
+        line, self.pending = self.pending.split(b"\r\n", 1)
+        return line
+
+
+def hash_received(body: _Body) -> tuple[int, str]:
+    """Fill BUFFERS buffers of WRITE_BUFFER bytes in turn while a thread hashes the last
+    one filled: glance-api's file store without the disk."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    free: queue.Queue = queue.Queue()
+    full: queue.Queue = queue.Queue()
+    for _ in range(BUFFERS):
+        free.put(memoryview(bytearray(WRITE_BUFFER)))
+
+    def hasher() -> None:
+        while (item := full.get()) is not None:
+            view, n = item
+            md5.update(view[:n])
+            free.put(view)
+
+    thread = threading.Thread(target=hasher)
+    thread.start()
+    size = 0
+    try:
+        ended = False
+        while not ended:
+            view = free.get()
+            filled = 0
+            while filled < WRITE_BUFFER:
+                n = body.read_into(view[filled:])
+                if not n:
+                    ended = True
+                    break
+                filled += n
+            full.put((view, filled))
+            size += filled
+    finally:
+        full.put(None)
+        thread.join()
+    return size, md5.hexdigest()
 
 
 def worker(listener: socket.socket, root: Path) -> None:

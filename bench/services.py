@@ -288,21 +288,31 @@ class NoopChain:
     """
 
     def __init__(
-        self, workdir: Path, workers: int, list_payload: Path, file_root: Path | None = None
+        self,
+        workdir: Path,
+        workers: int,
+        list_payload: Path,
+        file_root: Path | None = None,
+        database: str | None = None,
     ):
         self.workdir = workdir
         self.workers = workers
         self.list_payload = list_payload
         self.file_root = file_root  # the front's GET /files/<name> serves these files
+        # with a database URL, the backend is the database floor (bench/floor.py)
+        self.database = database
+        self.name = "floor" if database else "noop"
         self.backend: ServerProcess | None = None
         self.front: ServerProcess | None = None
 
     def start(self) -> "NoopChain":
-        self.backend = self._server("noop-backend", ["--role", "backend"]).start(self.workers)
+        role = ["--role", "floor", "--floor-database", self.database] if self.database else []
+        backend = self._server(f"{self.name}-backend", role or ["--role", "backend"])
+        self.backend = backend.start(self.workers)
         front = ["--role", "front", "--backend-url", self.backend.url]
         if self.file_root:
             front += ["--file-root", str(self.file_root)]
-        self.front = self._server("noop-front", front).start(self.workers)
+        self.front = self._server(f"{self.name}-front", front).start(self.workers)
         return self
 
     def stop(self) -> None:
@@ -325,6 +335,16 @@ class NoopChain:
         argv = [sys.executable, "-m", "bench.noop", "--config-file", str(conf)]
         argv += [*extra, "--list-payload", str(self.list_payload)]
         return ServerProcess(name, argv, self.workdir, "/")
+
+
+def database_floor(workdir: Path, workers: int, list_payload: Path) -> NoopChain:
+    """The no-op chain with the database floor for its backend (bench/floor.py), started,
+    on a database of its own (the registry's schema, by glance-manage db_sync) that its
+    creates fill as glance-lite's creates fill glance-lite's."""
+    url = f"sqlite:///{workdir / 'floor.sqlite'}"
+    conf = write_conf(workdir / "manage.conf", {"database": {"connection": url}})
+    _run([str(BIN / "glance-manage"), "--config-file", str(conf), "db_sync"])
+    return NoopChain(workdir, workers, list_payload, database=url).start()
 
 
 def _conf_args(files: list[Path]) -> list[str]:

@@ -27,6 +27,9 @@ class Session:
     bare: BareSendfile  # the bare sendfile() server, the other download ceiling
     seed: int = 0  # of the order the systems are measured in within each repeat
     db: str = "sqlite"  # the registry's database
+    # the no-op chain whose backend does the registry's database work (bench/floor.py);
+    # None where it is not measured (a database other than SQLite)
+    floor: NoopChain | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
     memory: list[dict] = field(default_factory=list)  # one record per watched operation
     notes: list[str] = field(default_factory=list)

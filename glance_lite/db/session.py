@@ -173,7 +173,7 @@ def wait_for_lock(begin: Callable[[], object]) -> None:
         try:
             begin()
             return
-        except sa.exc.DBAPIError as err:
+        except (sa.exc.DBAPIError, sqlite3.OperationalError) as err:  # wrapped, or raw
             if not is_locked(err) or time.monotonic() >= deadline:
                 raise
         time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter

@@ -1,0 +1,139 @@
+"""The database floor: the no-op chain's backend replaced by the least a registry on SQLite
+can do for each metadata call.
+
+    python -m bench.noop --config-file C --port-file P --role floor --floor-database URL
+
+It serves the no-op front's calls (`GET /v1/images/<id>`, `GET /v1/images/detail?...`,
+`POST /v1/images`) on the registry's own database schema with the very statements that
+glance-registry sends (found by tracing them), through the standard library's sqlite3 on
+a connection set up as the registry's (glance_lite.db.session: WAL, synchronous=NORMAL,
+the write lock waited for in green sleeps). No paste pipeline, routes, webob, context,
+validation or property handling; the answer is built with one json.dumps.
+
+So the chain with this backend is the floor of glance-lite's metadata calls on this
+stack: the two hops every call takes plus the database work no registry can skip. What
+glance-api and glance-registry take beyond it is their own code.
+"""
+
+import datetime
+import json
+import uuid
+from collections.abc import Callable, Iterable
+
+from glance_lite.db.session import create_engine, wait_for_lock
+
+SHOW = (
+    "SELECT id, name, disk_format, container_format, size, virtual_size, status, visibility, "
+    "checksum, min_disk, min_ram, owner, protected, created_at, updated_at, deleted_at, "
+    "deleted FROM images WHERE id = ?",
+    "SELECT image_id, name, value, deleted FROM image_properties WHERE image_id IN (?) ORDER BY id",
+    "SELECT image_id, id, value, meta_data, status, deleted FROM image_locations "
+    "WHERE image_id IN (?) ORDER BY id",
+)
+SHOW_COLUMNS = SHOW[0].removeprefix("SELECT ").split(" FROM")[0].split(", ")
+# the registry's stored listing entries, joined by SQLite (glance_lite.db.listing)
+LIST = (
+    "SELECT CAST(group_concat(coalesce(page.document, X'00'), ', ') AS BLOB) FROM "
+    "(SELECT id, CAST(listing_doc AS BLOB) AS document FROM images "
+    "WHERE deleted = 0 AND (status NOT IN ('killed', 'deleted', 'pending_delete')) "
+    "AND visibility = 'public' ORDER BY created_at DESC, id DESC LIMIT ? OFFSET 0) AS page"
+)
+CREATE = (
+    "INSERT INTO images (id, name, disk_format, container_format, size, virtual_size, "
+    "status, visibility, checksum, min_disk, min_ram, owner, protected, listing_doc, "
+    "created_at, updated_at, deleted_at, deleted) "
+    "VALUES (?, ?, 'raw', 'bare', NULL, NULL, 'queued', 'public', NULL, 0, 0, NULL, 0, ?, "
+    "?, ?, NULL, 0)"
+)
+DEFAULT_LIMIT = 25
+
+
+class DatabaseFloor:
+    def __init__(self, url: str):
+        engine = create_engine(url, busy_wait_in_sqlite=False)
+        if engine.dialect.name != "sqlite":
+            raise SystemExit("the database floor runs on SQLite only")
+        # one connection for the worker, set up by the registry's own connect hook
+        self.conn = engine.raw_connection().driver_connection
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in ("", "/"):  # the bench's health check
+            status, body = "200 OK", b"{}"
+        elif environ["REQUEST_METHOD"] == "POST":
+            status, body = "201 Created", self.create()
+        elif path.endswith("/detail"):
+            status, body = "200 OK", self.listing(_limit(environ.get("QUERY_STRING", "")))
+        else:
+            status, body = self.show(path.rsplit("/", 1)[-1])
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response(status, headers)
+        return [body]
+
+    def show(self, image_id: str) -> tuple[str, bytes]:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            row = cur.execute(SHOW[0], (image_id,)).fetchone()
+            properties = cur.execute(SHOW[1], (image_id,)).fetchall()
+            locations = cur.execute(SHOW[2], (image_id,)).fetchall()
+        finally:
+            cur.execute("COMMIT")
+        if row is None:
+            return "404 Not Found", b"{}"
+        image = dict(zip(SHOW_COLUMNS, row, strict=True))
+        image["properties"] = {name: value for _, name, value, deleted in properties if not deleted}
+        image["location_data"] = [{"url": loc[2], "metadata": loc[3]} for loc in locations]
+        return "200 OK", json.dumps({"image": image}).encode()
+
+    def listing(self, limit: int) -> bytes:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            (joined,) = cur.execute(LIST, (limit,)).fetchone()
+        finally:
+            cur.execute("COMMIT")
+        return b'{"images": [' + (joined or b"") + b"]}"
+
+    def create(self) -> bytes:
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        stamp = now.isoformat(timespec="microseconds")
+        image = {
+            "id": str(uuid.uuid4()),
+            "name": "floor",
+            "status": "queued",
+            "size": None,
+            "virtual_size": None,
+            "disk_format": "raw",
+            "container_format": "bare",
+            "min_disk": 0,
+            "min_ram": 0,
+            "is_public": True,
+            "checksum": None,
+            "owner": None,
+            "protected": False,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "deleted_at": None,
+            "deleted": False,
+            "properties": {},
+        }
+        document = json.dumps(image)
+        stored = now.isoformat(sep=" ", timespec="microseconds")
+        cur = self.conn.cursor()
+        wait_for_lock(lambda: cur.execute("BEGIN IMMEDIATE"))
+        try:
+            cur.execute(CREATE, (image["id"], image["name"], document, stored, stored))
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+        return json.dumps({"image": image}).encode()
+
+
+def _limit(query: str) -> int:
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "limit" and value.isdigit():
+            return int(value)
+    return DEFAULT_LIMIT
