@@ -253,8 +253,16 @@ s3_store_opts = [
         "s3_store_large_object_chunk_size",
         default=10,
         min=5,
-        help="Size in MiB of each part of a multipart upload (S3's smallest is 5); one "
-        "part per upload is held in memory.",
+        help="Size in MiB of each part of a multipart upload (S3's smallest is 5). An "
+        "upload holds at most s3_store_thread_pools + 1 parts in memory.",
+    ),
+    cfg.IntOpt(
+        "s3_store_thread_pools",
+        default=10,
+        min=1,
+        help="How many parts of one multipart upload are sent to S3 at the same time, "
+        "each from a part buffer of its own: an upload's memory is at most this many "
+        "parts plus the one being filled, whatever the image size.",
     ),
     cfg.FloatOpt(
         "s3_store_timeout",

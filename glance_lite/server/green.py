@@ -25,7 +25,8 @@ def monkey_patch() -> None:
 class ThreadPool:
     """`offload(fn, *args)` waits, green, for fn run on the pool; `start_after(previous,
     fn, *args)` returns at once with a green thread whose wait() gives fn's result, or
-    the first error of the chain, fn starting once `previous` (or None) has finished."""
+    the first error of the chain, fn starting once `previous` (or None) has finished;
+    `spawn(fn, *args)` runs fn in a green thread of its own."""
 
     def __call__(self, fn: Callable, *args: Any) -> Any:
         return tpool.execute(fn, *args)
@@ -37,3 +38,6 @@ class ThreadPool:
             return tpool.execute(fn, *args)
 
         return eventlet.spawn(run)
+
+    def spawn(self, fn: Callable, *args: Any) -> GreenThread:
+        return eventlet.spawn(fn, *args)

@@ -8,15 +8,24 @@ for an http endpoint, `s3+https://...` for https. Glance wrote the keys as they 
 An image of known size under `s3_store_large_object_size` is one PUT; S3 signs the
 body over http, so it goes through a spooled file (memory up to one chunk, disk beyond).
 Larger images and those of unknown size are multipart uploads in parts of
-`s3_store_large_object_chunk_size`, one part in memory at a time; a failed one is
-aborted, so no part stays behind. A download is the object's body read in pieces, with
-`Range` for an offset. Unreachable endpoint, refused keys or a missing bucket are
-BackendUnavailable (503), never showing the secret key.
+`s3_store_large_object_chunk_size`. Each full part is hashed (md5, part after part in
+order, on the offload's threads) while it is sent, and up to `s3_store_thread_pools`
+parts are sent at the same time (each from a buffer of its own, in green threads of
+the server: sending mostly waits on the network), so an upload holds at most that many
+parts plus the one being filled, whatever its size.
+A failed one waits for the parts still being sent, then is aborted, so no part stays
+behind (a part that lands after the abort could outlive it). A download is the
+object's body read in pieces, with `Range` for an offset. Unreachable endpoint,
+refused keys or a missing bucket are BackendUnavailable (503), never showing the
+secret key.
 """
 
+import collections
 import contextlib
 import dataclasses
+import functools
 import hashlib
+import io
 import logging
 import tempfile
 import urllib.parse
@@ -25,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from oslo_config import cfg
 
 from glance_lite import exceptions, opts
-from glance_lite.offload import DIRECT, Offload
+from glance_lite.offload import DIRECT, Job, Offload
 from glance_lite.store.base import (
     AddResult,
     BackendUnavailable,
@@ -147,7 +156,9 @@ class S3Store(Store):
         addressing: str = "auto",
         large_object_size: int = 100 * MiB,
         chunk_size: int = 10 * MiB,
+        thread_pools: int = 10,
         timeout: float = 60.0,
+        offload: Offload = DIRECT,
     ):
         if chunk_size < MIN_PART:
             raise exceptions.ConfigError(
@@ -162,12 +173,15 @@ class S3Store(Store):
         self._create_bucket = create_bucket
         self._large_object_size = large_object_size
         self._chunk_size = chunk_size
+        self._thread_pools = thread_pools
+        self._offload = offload
         self._config = botocore.config.Config(
             s3={"addressing_style": ADDRESSING[addressing]},
             signature_version="s3v4",
             connect_timeout=timeout,
             read_timeout=timeout,
             retries={"max_attempts": 2, "mode": "standard"},
+            max_pool_connections=max(10, thread_pools + 1),  # the parts, and the rest
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
@@ -268,20 +282,22 @@ class S3Store(Store):
     def _put_multipart(self, client, loc: S3Location, chunks, md5) -> int:
         with self._errors(loc):
             upload_id = client.create_multipart_upload(Bucket=loc.bucket, Key=loc.key)["UploadId"]
+        send = functools.partial(self._send_part, client, loc, upload_id)
+        # per part not yet both sent and hashed, oldest first: (its send, its hashing)
+        sending: collections.deque[tuple[Job, Job]] = collections.deque()
+        hashed = None  # the last part's hashing: each one runs after the one before
         parts = []
         nbytes = 0
         try:
-            for part in _parts(chunks, self._chunk_size, md5):
+            for number, part in enumerate(_parts(chunks, self._chunk_size), 1):
                 nbytes += len(part)
-                with self._errors(loc):
-                    etag = client.upload_part(
-                        Bucket=loc.bucket,
-                        Key=loc.key,
-                        UploadId=upload_id,
-                        PartNumber=len(parts) + 1,
-                        Body=part,
-                    )["ETag"]
-                parts.append({"ETag": etag, "PartNumber": len(parts) + 1})
+                if len(sending) == self._thread_pools:
+                    parts.append(_done(*sending.popleft()))
+                hashed = self._offload.start_after(hashed, md5.update, part)
+                sending.append((self._offload.spawn(send, number, part), hashed))
+                del part  # its jobs hold it until it is sent and hashed
+            while sending:
+                parts.append(_done(*sending.popleft()))
             with self._errors(loc):
                 if not parts:  # nothing to complete a multipart upload with
                     client.abort_multipart_upload(
@@ -297,12 +313,27 @@ class S3Store(Store):
                 )
         except BaseException:
             LOG.warning("upload to %s failed: aborting its multipart upload", loc.redacted())
+            for job, _ in sending:  # a part still on its way could land after the abort
+                with contextlib.suppress(Exception):
+                    job.wait()
             try:
                 client.abort_multipart_upload(Bucket=loc.bucket, Key=loc.key, UploadId=upload_id)
             except Exception as err:  # the upload's own error is the one to report
                 LOG.error("could not abort the upload of %s: %s", loc.redacted(), err)
             raise
         return nbytes
+
+    def _send_part(self, client, loc: S3Location, upload_id: str, number: int, body) -> dict:
+        with self._errors(loc):
+            etag = client.upload_part(
+                Bucket=loc.bucket,
+                Key=loc.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=_PartReader(body),
+                ContentLength=len(body),
+            )["ETag"]
+        return {"ETag": etag, "PartNumber": number}
 
     def _ensure_bucket(self, client) -> None:
         if self._bucket_seen:
@@ -348,17 +379,64 @@ class S3Store(Store):
         return client
 
 
-def _parts(chunks: Iterable[bytes], size: int, md5) -> Iterator[bytes]:
-    """The chunks, hashed, regrouped into parts of `size` bytes (the last one shorter)."""
-    buf = bytearray()
+def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytearray]:
+    """The chunks copied into parts of `size` bytes (the last one shorter), each a new
+    buffer that is not touched once handed out."""
+    part, filled = bytearray(size), 0
     for chunk in chunks:
-        md5.update(chunk)
-        buf += chunk
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
-    if buf:
-        yield bytes(buf)
+        view = memoryview(chunk)
+        while view:
+            taken = min(size - filled, len(view))
+            part[filled : filled + taken] = view[:taken]
+            filled += taken
+            view = view[taken:]
+            if filled == size:
+                yield part
+                part, filled = bytearray(size), 0
+    if filled:
+        del part[filled:]
+        yield part
+
+
+class _PartReader(io.RawIOBase):
+    """A part's buffer as the file boto3 reads it from: piece by piece, and rewound after
+    signing it. Given the buffer itself, the green socket's sendall would copy what is
+    left of it after every partial send."""
+
+    def __init__(self, part: bytearray):
+        self._view = memoryview(part)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._pos + size
+        piece = self._view[self._pos : end].tobytes()
+        self._pos += len(piece)
+        return piece
+
+    def readinto(self, buffer) -> int:
+        piece = self.read(len(buffer))
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _done(sent: Job, hashed: Job) -> dict:
+    """The part's entry for completing the upload, once it is sent and hashed."""
+    hashed.wait()
+    return sent.wait()
 
 
 class _S3Chunks(RemoteChunks):
@@ -403,7 +481,9 @@ def from_conf(conf: cfg.ConfigOpts, offload: Offload = DIRECT) -> S3Store:
         addressing=group.s3_store_bucket_url_format,
         large_object_size=group.s3_store_large_object_size * MiB,
         chunk_size=group.s3_store_large_object_chunk_size * MiB,
+        thread_pools=group.s3_store_thread_pools,
         timeout=group.s3_store_timeout,
+        offload=offload,
     )
     store.check()
     return store

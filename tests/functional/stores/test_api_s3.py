@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import requests
 
-from tests.functional.servers import script, write_conf
+from tests.functional.servers import script, wait_for, write_conf
 from tests.functional.stores.conftest import bucket_keys, bucket_uploads
 from tests.unit.store.test_contract import pattern
 
@@ -30,6 +30,7 @@ def s3_options(endpoint, bucket: str, **overrides) -> dict:
         "s3_store_bucket_url_format": "path",
         "s3_store_large_object_size": 1,
         "s3_store_large_object_chunk_size": 5,
+        "s3_store_thread_pools": 2,
         **overrides,
     }
 
@@ -88,3 +89,33 @@ def test_a_wrong_secret_is_a_503_at_upload_and_a_warning_at_start(deploy, s3_end
     assert resp.status_code == 503
     assert f"S3 at {s3_endpoint[0]} refused the access key {s3_endpoint[1]}" in resp.text
     assert "wrong-secret" not in resp.text and "wrong-secret" not in api.api_log()
+
+
+def test_parts_in_flight_come_back_in_order_and_a_client_gone_leaves_no_part(
+    deploy, s3_endpoint, s3, bucket
+):
+    api = deploy("s3-parts", store_options=s3_options(s3_endpoint, bucket))
+    data = pattern(4 * 5 * MiB + 12345, seed=11)  # five parts, two at a time
+    image = api.upload(data, name="s3-parts")
+    assert (image["size"], image["checksum"]) == (len(data), hashlib.md5(data).hexdigest())
+    assert api.get(f"/images/{image['id']}").content == data
+    sock = api.connect()
+    sock.sendall(
+        b"POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+        b"x-image-meta-name: s3-cut\r\nx-image-meta-disk-format: raw\r\n"
+        b"x-image-meta-container-format: bare\r\nContent-Length: 41943040\r\n\r\n"
+        + pattern(3 * 5 * MiB + 1, seed=12)
+    )
+    # an upload under way with parts in S3 before the client goes
+    wait_for(lambda: [k for k, _ in bucket_uploads(s3, bucket) if k != image["id"]])
+    sock.close()
+    since = {"name": "s3-cut", "is_public": "none", "changes-since": "2000-01-01T00:00:00"}
+    wait_for(
+        lambda: [
+            i
+            for i in api.get("/images/detail", params=since).json()["images"]
+            if i["status"] == "killed"
+        ]
+    )
+    wait_for(lambda: bucket_uploads(s3, bucket) == [])
+    assert bucket_keys(s3, bucket) == [image["id"]]
