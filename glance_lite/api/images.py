@@ -108,6 +108,7 @@ class ImagesController:
             image = self._upload(req, repo, image, store)
         elif source and source[0] == COPY_FROM:
             self.copier.copy(repo, image, source[1], store)
+        repo.update_store_acls(image)
         headers = {"Location": f"{req.application_url}/images/{image['id']}"}
         if image.get("checksum"):
             headers["ETag"] = image["checksum"]
@@ -138,9 +139,14 @@ class ImagesController:
         if source:
             changes.update(self._from_source(repo, *source, {**image, **changes}))
             from_state = "queued"
+        location = source[1] if source and source[0] == LOCATION else None
+        if location or "is_public" in changes:
+            # as Glance: the store's access first, then the registry's record
+            repo.update_store_acls({**image, **changes}, location)
         image = repo.update(image, changes, purge_props=purge, from_state=from_state)
         if body:
             image = self._upload(req, repo, image, store)
+            repo.update_store_acls(image)
         elif source and source[0] == COPY_FROM:
             self.copier.copy(repo, image, source[1], store)
         headers = {"ETag": image["checksum"]} if image.get("checksum") else None

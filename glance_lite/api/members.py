@@ -31,26 +31,29 @@ class MembersController:
 
     def update_all(self, req: webob.Request, image_id: str) -> webob.Response:
         repo = self._sharing_repo(req)
-        self._live_image(repo, image_id)
+        image = self._live_image(repo, image_id)
         # The registry checks the document; it goes there as the client sent it.
         repo.replace_members(image_id, wsgi.json_body(req, limit=self.max_json_body))
+        repo.update_store_acls(image)
         return webob.Response(status=204)
 
     def update(self, req: webob.Request, image_id: str, member: str) -> webob.Response:
         repo = self._sharing_repo(req)
-        self._live_image(repo, image_id)
+        image = self._live_image(repo, image_id)
         body = wsgi.json_body(req, limit=self.max_json_body, required=False)
         member_body = body.get("member") if isinstance(body, dict) else None
         can_share = None
         if isinstance(member_body, dict) and "can_share" in member_body:
             can_share = bool(member_body["can_share"])
         repo.set_member(image_id, member, can_share)
+        repo.update_store_acls(image)
         return webob.Response(status=204)
 
     def delete(self, req: webob.Request, image_id: str, member: str) -> webob.Response:
         repo = self._sharing_repo(req)
-        self._live_image(repo, image_id)
+        image = self._live_image(repo, image_id)
         repo.delete_member(image_id, member)
+        repo.update_store_acls(image)
         return webob.Response(status=204)
 
     def shared_images(self, req: webob.Request, member: str) -> webob.Response:

@@ -20,7 +20,13 @@ from glance_lite.api.leases import LeaseKeeper, LeaseTerms
 from glance_lite.api.settle import Settler
 from glance_lite.context import RequestContext
 from glance_lite.registry.client import RegistryClient
-from glance_lite.store.base import AddResult, StoreNotFound, Stores
+from glance_lite.store.base import (
+    AddResult,
+    BadStoreUri,
+    StoreNotFound,
+    Stores,
+    UnknownScheme,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -208,6 +214,30 @@ class ImageRepository:
 
     def delete_member(self, image_id: str, member: str) -> None:
         self._sharing(self.registry.delete_member, image_id, member)
+
+    def update_store_acls(self, image: dict, location: str | None = None) -> None:
+        """Make the access lists of the store holding the image's data (at `location`,
+        else the image's own) follow its is_public and members, where that store keeps
+        access lists (Store.set_acls); nothing for one that does not, or for a location
+        of no enabled store: no member is looked up then."""
+        location = location or image.get("location")
+        if not location:
+            return
+        try:
+            store = self.stores.for_location(location)
+        except (UnknownScheme, BadStoreUri):
+            return
+        if not store.keeps_acls:
+            return
+        readers, writers = [], []
+        for member in self.members(image["id"]):
+            (writers if member.get("can_share") else readers).append(member["member_id"])
+        store.set_acls(
+            location,
+            public=bool(image.get("is_public")),
+            read_tenants=readers,
+            write_tenants=writers,
+        )
 
     def member_images(self, member: str) -> list[dict]:
         return self.registry.get_member_images(self.context, member)

@@ -3,8 +3,9 @@
 A driver streams: `add` consumes an iterator of chunks once, `get` hands back an iterator
 that the WSGI server drains and closes. Drivers expose `add`, `get`, `delete` and
 `get_size`; then `redact` for locations that carry credentials, `open_to_clients` (may a
-client name a location of it), and `discard_partial`, the clean-up after an upload that
-died (with defaults for stores that need none of them).
+client name a location of it), `discard_partial`, the clean-up after an upload that
+died, and `set_acls` for a store that keeps access lists of its own (with defaults for
+stores that need none of them).
 """
 
 import abc
@@ -129,6 +130,7 @@ class RemoteChunks(ImageChunks):
 
 class Store(abc.ABC):
     schemes: tuple[str, ...] = ()
+    keeps_acls = False  # True where set_acls gives the store's data access lists
 
     @abc.abstractmethod
     def add(self, image_id: str, chunks: Iterable[bytes], size: int | None) -> AddResult:
@@ -169,6 +171,19 @@ class Store(abc.ABC):
         connection cannot go where the operator did not mean it to: a client must not
         make the api connect to an address of the client's choosing (SSRF)."""
         return False
+
+    def set_acls(
+        self, location: str, *, public: bool, read_tenants: list[str], write_tenants: list[str]
+    ) -> None:
+        """Make the data at `location` readable by anyone if `public`, else by the
+        `read_tenants`, and writable by the `write_tenants` (the image's members, split by
+        can_share), in the store's own access lists; StoreNotFound if there is no data.
+
+        glance-api calls it, on a driver that sets `keeps_acls`, when an image gets data
+        or a location, when its is_public changes and when its members do. None of the
+        built-in stores keeps such lists in the single-tenant model (glance-api alone
+        decides who reads an image), so this default does nothing."""
+        return None
 
     def discard_partial(self, image_id: str, partial_location: str | None) -> None:
         """Remove what an interrupted upload of `image_id` left here, where this store
