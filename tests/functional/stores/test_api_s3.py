@@ -9,6 +9,12 @@ import requests
 
 from tests.functional.servers import script, wait_for, write_conf
 from tests.functional.stores.conftest import bucket_keys, bucket_uploads
+from tests.functional.test_api_memory import (
+    GROWTH_LIMIT,
+    PEAKS_APART,
+    reset_peak,
+    status_bytes,
+)
 from tests.unit.store.test_contract import pattern
 
 pytestmark = pytest.mark.functional
@@ -119,3 +125,21 @@ def test_parts_in_flight_come_back_in_order_and_a_client_gone_leaves_no_part(
     )
     wait_for(lambda: bucket_uploads(s3, bucket) == [])
     assert bucket_keys(s3, bucket) == [image["id"]]
+
+
+def test_memory_stays_within_the_parts_in_flight_whatever_the_size(deploy, s3_endpoint, bucket):
+    api = deploy("s3-memory", store_options=s3_options(s3_endpoint, bucket))
+    api.upload(pattern(MiB), name="warm-up")  # every code path once
+    pid = api.api_pid
+    idle = status_bytes(pid, "VmRSS")
+    peaks = {}
+    for size in (30 * MiB, 150 * MiB):  # chunked: multipart, parts of 5 MiB, 2 in flight
+        reset_peak(pid)
+        piece = pattern(MiB, seed=size % 251)
+        image = api.upload((piece for _ in range(size // MiB)), name=f"s3-{size}")
+        assert image["size"] == size
+        peaks[size] = status_bytes(pid, "VmHWM")
+    small, large = peaks[30 * MiB], peaks[150 * MiB]
+    summary = f"idle {idle >> 10} KiB, 30 MiB peak {small >> 10} KiB, 150 MiB {large >> 10}"
+    assert large - idle < (2 + 1) * 5 * MiB + GROWTH_LIMIT, summary
+    assert abs(large - small) < PEAKS_APART, summary
