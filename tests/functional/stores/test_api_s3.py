@@ -143,3 +143,28 @@ def test_memory_stays_within_the_parts_in_flight_whatever_the_size(deploy, s3_en
     summary = f"idle {idle >> 10} KiB, 30 MiB peak {small >> 10} KiB, 150 MiB {large >> 10}"
     assert large - idle < (2 + 1) * 5 * MiB + GROWTH_LIMIT, summary
     assert abs(large - small) < PEAKS_APART, summary
+
+
+def test_a_part_s3_refuses_midway_is_a_503_a_killed_image_and_no_part_left(
+    deploy, s3_endpoint, s3, bucket
+):
+    api = deploy("s3-refused-part", store_options=s3_options(s3_endpoint, bucket))
+    api.upload(b"the bucket exists now", name="s3-first")
+    keys = bucket_keys(s3, bucket)
+
+    def body():
+        for i in range(40):  # 40 MiB: eight parts, two at a time
+            if i == 16:  # a third party ends the upload: S3 refuses the parts after it
+                wait_for(lambda: bucket_uploads(s3, bucket))
+                for key, upload_id in bucket_uploads(s3, bucket):
+                    s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            yield pattern(MiB, seed=i)
+
+    resp = api.create(body(), name="s3-refused", disk_format="raw", container_format="bare")
+    assert resp.status_code == 503, resp.text
+    assert f"S3 at {s3_endpoint[0]} failed: NoSuchUpload" in resp.text
+    since = {"name": "s3-refused", "is_public": "none", "changes-since": "2000-01-01T00:00:00"}
+    images = api.get("/images/detail", params=since).json()["images"]
+    assert [i["status"] for i in images] == ["killed"]
+    assert bucket_uploads(s3, bucket) == []
+    assert bucket_keys(s3, bucket) == keys
