@@ -22,15 +22,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import glance_lite
+from bench import cache, plots, report, scenarios
 from bench import nginx as nginx_mod
-from bench import plots, report, scenarios
 from bench.profiles import FULL, SMOKE, Profile, with_4gib
 from bench.services import ROOT, BareSendfile, Glance, NoopChain, PostgreSQL, database_floor
 from bench.session import Session
 
 RESULTS = ROOT / "bench" / "results"
 PUBLISHED = ROOT / "bench" / "latest"
-PARTS = ("transfers", "parallel", "metadata")
+PARTS = ("transfers", "parallel", "metadata", "cache")
 DATABASES = {
     "sqlite": "SQLite",
     "postgresql": "PostgreSQL (durable defaults: fsync and synchronous_commit on)",
@@ -141,6 +141,10 @@ def measure(s: Session, parts: set[str]) -> None:
         settle(s)
         s.say("metadata")
         scenarios.metadata(s)
+    if "cache" in parts:
+        settle(s)
+        s.say("image cache")
+        cache.cache(s)
     scenarios.idle_memory(s, "at the end")
     s.say("done measuring")
 
@@ -180,6 +184,10 @@ def run(
         stop_later.append(glance)
         glance.start()
         workers = glance.workers["glance-api"]
+        caching_api = None
+        if "cache" in parts:
+            caching_api = glance.start_caching_api(workdir / "glance" / "image-cache")
+            stop_later.append(caching_api)
         payload = workdir / "noop" / "list.json"
         noop = NoopChain(workdir / "noop", workers, payload, glance.datadir)
         stop_later.append(noop)
@@ -199,6 +207,8 @@ def run(
         if not postgres and "metadata" in parts:
             s.floor = database_floor(workdir / "floor", workers, payload)
             stop_later.append(s.floor)
+        if caching_api:
+            s.caching_api, s.cache_dir = caching_api, workdir / "glance" / "image-cache"
         if not nginx:
             s.notes.append(f"nginx ceilings missing: {nginx_note}")
         if postgres:

@@ -167,7 +167,7 @@ class Glance:
 
     def _server(self, name: str, conf_files: list[Path]) -> ServerProcess:
         self.workers[name] = _effective_workers(conf_files)
-        argv = [str(BIN / name), *_conf_args(conf_files)]
+        argv = [str(BIN / name.removesuffix("-caching")), *_conf_args(conf_files)]
         return ServerProcess(name, argv, self.workdir, "/healthcheck").start(self.workers[name])
 
     def stop(self) -> None:
@@ -190,20 +190,40 @@ class Glance:
             },
         )
 
-    def _api_override(self, registry_port: int) -> Path:
+    def start_caching_api(self, cache_dir: Path) -> ServerProcess:
+        """A second glance-api, on the `cachemanagement` flavor with its image cache in
+        `cache_dir`, over the same registry and image directory: the same files are
+        downloaded through both, with and without the cache."""
+        name = "glance-api-caching"
+        conf = self._api_override(
+            self.registry.port,
+            name,
+            {"image_cache_dir": cache_dir},
+            {"flavor": "cachemanagement"},
+        )
+        return self._server(name, [ETC / "glance-api.conf", conf])
+
+    def _api_override(
+        self,
+        registry_port: int,
+        name: str = "glance-api",
+        default: dict[str, object] | None = None,
+        paste: dict[str, object] | None = None,
+    ) -> Path:
         return write_conf(
-            self.workdir / "glance-api-override.conf",
+            self.workdir / f"{name}-override.conf",
             {
                 "DEFAULT": {
                     "bind_host": "127.0.0.1",
                     "bind_port": 0,
                     "registry_host": "127.0.0.1",
                     "registry_port": registry_port,
-                    "log_file": self.workdir / "glance-api.log",
+                    "log_file": self.workdir / f"{name}.log",
                     **self._workers(),
+                    **(default or {}),
                 },
                 "glance_store": {"filesystem_store_datadir": self.datadir, **self.store_options},
-                "paste_deploy": {"config_file": ETC / "glance-api-paste.ini"},
+                "paste_deploy": {"config_file": ETC / "glance-api-paste.ini", **(paste or {})},
             },
         )
 

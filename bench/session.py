@@ -13,7 +13,7 @@ import requests
 from bench.memory import RssWatch
 from bench.nginx import Nginx
 from bench.profiles import Profile
-from bench.services import BareSendfile, Glance, NoopChain
+from bench.services import BareSendfile, Glance, NoopChain, ServerProcess
 from bench.stats import Figure, Target
 
 
@@ -39,6 +39,9 @@ class Session:
     # scenarios is measured (the PostgreSQL profile's one worker per service).
     variant: str = ""
     variant_label: str = ""
+    # the second glance-api, with an image cache in cache_dir (the `cache` part only)
+    caching_api: ServerProcess | None = None
+    cache_dir: Path | None = None
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,10 +78,11 @@ class Session:
         self.figures[name + self.variant].samples.append(value)
 
     @contextlib.contextmanager
-    def watch(self, phase: str) -> Iterator[RssWatch]:
-        """Record per-process RSS of glance-api and glance-registry around one operation."""
+    def watch(self, phase: str, api: ServerProcess | None = None) -> Iterator[RssWatch]:
+        """Record per-process RSS of glance-api (`api`, by default the bench's first one)
+        and glance-registry around one operation."""
         services = {
-            "glance-api": self.glance.api.pids(),
+            "glance-api": (api or self.glance.api).pids(),
             "glance-registry": self.glance.registry.pids(),
         }
         with RssWatch(services) as watch:
