@@ -29,6 +29,7 @@ import stat
 import time
 
 from glance_lite import exceptions
+from glance_lite.offload import DIRECT, Offload
 
 LOG = logging.getLogger(__name__)
 
@@ -141,10 +142,14 @@ class CacheDriver(abc.ABC):
 
     # --- reading -------------------------------------------------------------------
 
-    def open_cached(self, image_id: str, size: int, checksum: str | None) -> CachedFile | None:
+    def open_cached(
+        self, image_id: str, size: int, checksum: str | None, offload: Offload = DIRECT
+    ) -> CachedFile | None:
         """The cached copy of an image of `size` bytes (and `checksum`), open for
         reading, or None. A copy that is not what its entry or the image says (cut,
-        rewritten, another image's data) is removed and None returned."""
+        rewritten, another image's data) is removed and None returned. Its hit is
+        counted, once it was read to its end, by a job of `offload` (an index write
+        must not hold up the server)."""
         try:
             fd = os.open(self.path(image_id), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except (OSError, exceptions.Invalid):
@@ -156,7 +161,9 @@ class CacheDriver(abc.ABC):
             LOG.warning("Cached image %s not used: %s", image_id, err)
             return None
         if problem is None:
-            return CachedFile(fd, size, lambda: self._hit_quietly(image_id))
+            return CachedFile(
+                fd, size, lambda: offload.start_after(None, self._hit_quietly, image_id)
+            )
         os.close(fd)
         LOG.warning("Cached image %s removed: %s", image_id, problem)
         self.delete_cached_image(image_id, missing_ok=True)
@@ -422,6 +429,18 @@ class Fill:
             view = view[n:]
         self.written += len(chunk)
 
+    def copy(self, source_fd: int, size: int) -> None:
+        """Copy the first `size` bytes of the file `source_fd` into the fill, by the
+        kernel: copy_file_range() (sendfile() where it cannot: another file system on an
+        older kernel), page cache to page cache, nothing through Python. Neither
+        descriptor's position moves. Raises OSError (a full disk, a file that ended
+        before `size`)."""
+        while self.written < size:
+            copied = _kernel_copy(source_fd, self.fd, self.written, size - self.written)
+            if not copied:
+                raise OSError(f"the image's file ended after {self.written} of {size} bytes")
+            self.written += copied
+
     def complete(self, checksum: str | None) -> bool:
         """The whole image was written: publish it if its md5 is `checksum` (read back
         from the file: the page cache holds it), else move it to invalid/. Anything
@@ -455,6 +474,22 @@ class Fill:
         if fd is not None:
             _remove(self.path)
             os.close(fd)  # after the unlink: the lock told others it was in use
+
+
+# errnos of a copy_file_range() that this pair of files (or this kernel) does not allow
+NO_COPY_RANGE = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+
+
+def _kernel_copy(src: int, dst: int, offset: int, count: int) -> int:
+    """Copy up to `count` bytes at `offset` of `src` to the same offset of `dst`."""
+    try:
+        return os.copy_file_range(src, dst, count, offset, offset)
+    except OSError as err:
+        if err.errno not in NO_COPY_RANGE:
+            raise
+    # sendfile() writes where dst's position is: move it there (the fill's own descriptor)
+    os.lseek(dst, offset, os.SEEK_SET)
+    return os.sendfile(dst, src, offset, count)
 
 
 def _md5_of(fd: int) -> str:

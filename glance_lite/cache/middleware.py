@@ -8,12 +8,16 @@ answers exactly what a miss answers. Then:
 
 - a hit (the cached copy is the image's size, its checksum, untouched since written)
   is checked against `download_image` and goes out like a store file, by sendfile();
-- a miss streams from the store to the client and into `incomplete/<id>` at the same
-  time; only the whole image with the right md5 (checked once the client has it all,
-  off its path) is renamed into the cache. A client
-  that stops reading, a store that fails, a full disk: the incomplete file goes, and
-  the client's download goes on (or ends) as without a cache. One fill per image at a
-  time across the node's processes; the other downloads stream from the store.
+  the hit is counted off the request's path;
+- a miss of a file-store image goes out as without a cache, by sendfile(), and the
+  kernel copies the same open file into `incomplete/<id>` once the client has it all
+  (FileTee); a miss of another store's image streams to the client and into
+  `incomplete/<id>` at the same time (Tee). Only the whole image with the right md5
+  (checked once the client has it all, off its path) is renamed into the cache. A
+  client that stops reading, a store that fails, a full disk: the incomplete file
+  goes, and the client's download goes on (or ends) as without a cache. One fill per
+  image at a time across the node's processes; the other downloads stream from the
+  store.
 
 After the app answered, a successful DELETE of the image, a PUT that may change its data
 (a body, or a size, checksum or location header), and a GET that found no such image
@@ -23,6 +27,7 @@ drop the cached copy.
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 from glance_lite import config, offload
@@ -56,13 +61,15 @@ class ImageCache:
         if not size:
             return repo.download(image)
         repo.check_download(image)
-        hit = self.driver.open_cached(image["id"], size, image.get("checksum"))
+        hit = self.driver.open_cached(image["id"], size, image.get("checksum"), self.offload)
         if hit is not None:
             return hit, size
         chunks, size = repo.download(image)
         fill = self.driver.open_fill(image["id"])
         if fill is None:
             return chunks, size
+        if hasattr(chunks, "fileno"):  # a local file (the file store)
+            return FileTee(chunks, fill, size, image.get("checksum"), self.offload), size
         return Tee(chunks, fill, size, image.get("checksum"), self.offload), size
 
     def drop(self, image_id: str) -> None:
@@ -75,16 +82,8 @@ class ImageCache:
                 LOG.warning("Image %s could not be removed from the cache: %s", image_id, err)
 
 
-class Tee:
-    """The store's chunks, passed on to the client and written into a fill.
-
-    Writing a chunk is a copy into the page cache; the md5 that decides whether the
-    copy is published is computed once the last byte is written, by a job on the
-    offload's threads that reads the file back, so the client's download does not wait
-    for it (an md5 runs at a third of a sendfile()'s speed here) and nothing is held in
-    memory meanwhile. The fill is abandoned (its file removed) when anything goes wrong
-    with it, while the client keeps getting the data, and when the client stops
-    reading, by close()."""
+class Filling:
+    """An image's data on its way to a client, filling the cache with it."""
 
     def __init__(
         self, chunks, fill: Fill, size: int, checksum: str | None, offload: Offload = DIRECT
@@ -94,6 +93,18 @@ class Tee:
         self.size = size
         self.checksum = checksum
         self.offload = offload
+
+
+class Tee(Filling):
+    """The store's chunks, passed on to the client and written into a fill.
+
+    Writing a chunk is a copy into the page cache; the md5 that decides whether the
+    copy is published is computed once the last byte is written, by a job on the
+    offload's threads that reads the file back, so the client's download does not wait
+    for it (an md5 runs at a third of a sendfile()'s speed here) and nothing is held in
+    memory meanwhile. The fill is abandoned (its file removed) when anything goes wrong
+    with it, while the client keeps getting the data, and when the client stops
+    reading, by close()."""
 
     def __iter__(self):
         return self
@@ -134,6 +145,66 @@ class Tee:
         close = getattr(self.chunks, "close", None)
         if close is not None:
             close()
+
+
+class FileTee(Filling):
+    """A store's local file (read(n), fileno()) passed on to the client untouched, so
+    that the server sends it by sendfile() as without a cache, and copied into a fill
+    once the client has had all of it.
+
+    The copy is the kernel's (Fill.copy: page cache to page cache, no byte through
+    Python, no buffer), from a duplicate of the file's descriptor: the very file the
+    client got, whatever becomes of its name meanwhile. It runs with the md5 check and
+    the publication (Fill.complete) as one job on the offload's threads, after the last
+    byte went out: the client's download costs what an uncached one costs. close()
+    before the end (a client that stops reading, a file that shrank) abandons the fill.
+    The duplicate shares the file's position, which tells how far the client got."""
+
+    def __init__(self, chunks, *args, **kwargs):
+        super().__init__(chunks, *args, **kwargs)
+        self._fd: int | None = os.dup(chunks.fileno())
+
+    def read(self, n: int) -> bytes:
+        return self.chunks.read(n)
+
+    def fileno(self) -> int:
+        return self.chunks.fileno()
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        fill, self.fill = self.fill, None
+        try:
+            self.chunks.close()
+        finally:
+            if fd is not None:
+                self._finish(fill, fd)
+
+    def _finish(self, fill: Fill, fd: int) -> None:
+        try:
+            sent = os.lseek(fd, 0, os.SEEK_CUR)
+        except OSError:
+            sent = 0
+        if sent < self.size:
+            os.close(fd)
+            fill.abandon()
+        else:
+            self.offload.start_after(None, _copy_and_complete, fill, fd, self.size, self.checksum)
+
+
+def _copy_and_complete(fill: Fill, fd: int, size: int, checksum: str | None) -> bool:
+    """Fill from the file `fd` (closed here), then publish: never raises (a job)."""
+    try:
+        fill.copy(fd, size)
+    except Exception as err:
+        LOG.warning("Image %s not cached: %s", fill.image_id, err)
+        fill.abandon()
+        return False
+    finally:
+        os.close(fd)
+    return fill.complete(checksum)
 
 
 class CacheFilter:

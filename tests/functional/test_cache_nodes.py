@@ -49,8 +49,12 @@ def test_both_nodes_serve_and_cache_independently_and_a_delete_reaches_both(node
         assert resp.status_code == 200 and resp.content == data
         assert (node.cache_dir / image["id"]).read_bytes() == data
     assert b.get(f"/images/{image['id']}").content == data  # a hit on b
-    hits = {e["image_id"]: e["hits"] for e in b.get("/cached_images").json()["cached_images"]}
-    assert hits[image["id"]] == 1
+
+    def hits():
+        listed = b.get("/cached_images").json()["cached_images"]
+        return {e["image_id"]: e["hits"] for e in listed}[image["id"]]
+
+    wait_for(lambda: hits() == 1)  # counted off the request's path
     assert a.delete(f"/images/{image['id']}").status_code == 200
     assert not (a.cache_dir / image["id"]).exists()
     # b still holds a copy, but asks the registry first: the image is gone for it too

@@ -3,13 +3,15 @@
 import errno
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
 from glance_lite.cache.base import NotCached
-from glance_lite.cache.middleware import Tee
+from glance_lite.cache.middleware import FileTee, Tee
 from glance_lite.cache.sqlite import SqliteDriver
 from glance_lite.cache.xattr import XattrDriver
+from glance_lite.store.filesystem import _FileChunks
 
 
 @pytest.fixture(params=["sqlite", "xattr"])
@@ -113,3 +115,80 @@ def test_ids_that_are_not_file_names_are_refused(driver):
     assert not driver.is_cached("../etc")
     with pytest.raises(Exception, match="Invalid image id"):
         driver.delete_cached_image("a/b")
+
+
+def file_tee(driver, tmp_path, image_id: str, data: bytes, checksum: str | None = "md5"):
+    """A FileTee of a new fill of `image_id` from a store file holding `data` (the
+    file store's own chunks of it), with `data`'s md5 as its checksum by default."""
+    path = tmp_path / "store-file"
+    path.write_bytes(data)
+    chunks = _FileChunks(os.open(path, os.O_RDONLY), 1 << 20, len(data), str(path))
+    if checksum == "md5":
+        checksum = hashlib.md5(data).hexdigest()
+    return FileTee(chunks, driver.open_fill(image_id), len(data), checksum)
+
+
+def send_all_but_close(tee: FileTee) -> bytes:
+    """What the server does with a file answer: a first block read, the rest from the
+    file's position on (as sendfile() would, moving the same position)."""
+    return tee.read(100) + os.read(tee.fileno(), 1 << 30)
+
+
+def send_all(tee: FileTee) -> bytes:
+    sent = send_all_but_close(tee)
+    tee.close()
+    return sent
+
+
+def copy_file_range_fails(monkeypatch, code: int) -> None:
+    def fails(*args):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "copy_file_range", fails)
+
+
+def nothing_incomplete(driver) -> bool:
+    return os.listdir(os.path.join(driver.base_dir, "incomplete")) == []
+
+
+def test_a_local_file_is_copied_by_the_kernel_once_the_client_has_it(driver, tmp_path):
+    data = os.urandom(300_000)
+    assert send_all(file_tee(driver, tmp_path, "f1", data)) == data
+    assert driver.is_cached("f1")
+    assert Path(driver.path("f1")).read_bytes() == data
+    assert driver.entry("f1").size == len(data)
+
+
+def test_a_copy_where_copy_file_range_is_refused_goes_by_sendfile(driver, tmp_path, monkeypatch):
+    copy_file_range_fails(monkeypatch, errno.EXDEV)
+    data = os.urandom(200_000)
+    assert send_all(file_tee(driver, tmp_path, "f2", data)) == data
+    assert Path(driver.path("f2")).read_bytes() == data
+
+
+def test_a_full_disk_during_the_copy_leaves_no_entry(driver, tmp_path, monkeypatch):
+    copy_file_range_fails(monkeypatch, errno.ENOSPC)
+    data = os.urandom(50_000)
+    # the client got it all: the copy begins after
+    assert send_all(file_tee(driver, tmp_path, "f3", data)) == data
+    assert not driver.is_cached("f3") and driver.entry("f3") is None
+    assert nothing_incomplete(driver)
+
+
+def test_a_client_that_stops_reading_a_local_file_leaves_nothing(driver, tmp_path):
+    data = os.urandom(50_000)
+    tee = file_tee(driver, tmp_path, "f4", data)
+    assert tee.read(1000) == data[:1000]
+    tee.close()
+    assert not driver.is_cached("f4")
+    assert nothing_incomplete(driver)
+
+
+def test_a_file_cut_before_the_copy_is_never_published(driver, tmp_path):
+    data = os.urandom(50_000)
+    tee = file_tee(driver, tmp_path, "f5", data, checksum=None)
+    assert send_all_but_close(tee) == data
+    os.truncate(tmp_path / "store-file", 10_000)  # cut once it went out
+    tee.close()
+    assert not driver.is_cached("f5")
+    assert nothing_incomplete(driver)
