@@ -38,7 +38,7 @@ LINK_PREFIX = "cached-"  # the cached file's hard link in the image directory
 
 def cache(s: Session) -> None:
     _warm_up(s)
-    for size_mib in s.profile.sizes_mib:
+    for size_mib in s.profile.cache_sizes_mib:
         os.sync()
         s.say(f"cache, {size_label(size_mib)}")
         _figures(s, size_mib)
@@ -48,7 +48,7 @@ def cache(s: Session) -> None:
         _fills(s, size_mib, image_id)
         _hits(s, size_mib, image_id)
         _delete(s, image_id)
-    sizes = s.profile.sizes_mib
+    sizes = s.profile.cache_sizes_mib
     s.figure(
         "cache_fill_growth_spread",
         f"glance-api RSS growth spread while filling the cache, {size_label(min(sizes))} "

@@ -21,6 +21,7 @@ class Profile:
     list_limit: int = 1000
     disk_write_mib: int = 256
     disk_repeats: int = 5
+    cache_sizes_mib: tuple[int, ...] = (16, 256, 1024)  # the image cache's figures
 
     def repeats(self, size_mib: int) -> int:
         return self.repeats_big if size_mib >= 256 else self.repeats_small
@@ -46,6 +47,7 @@ SMOKE = Profile(
     list_calls=4,
     disk_write_mib=4,
     disk_repeats=2,
+    cache_sizes_mib=(1,),
 )
 
 

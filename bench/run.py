@@ -101,7 +101,7 @@ def machine_summary(s: Session, nginx_note: str, workdir: Path, db: str) -> list
         if s.nginx
         else f"nginx missing: {nginx_note}"
     )
-    return [
+    lines = [
         f"machine: {os.cpu_count()} CPUs, {mem_kib / (1 << 20):.1f} GiB RAM, Linux "
         f"{platform.release()}, Python {platform.python_version()}, curl {curl}",
         f"glance-lite {glance_lite.__version__}: workers glance-api {workers['glance-api']}, "
@@ -119,6 +119,15 @@ def machine_summary(s: Session, nginx_note: str, workdir: Path, db: str) -> list
         f"order: within each repeat the systems are measured in a random order, seed "
         f"{s.seed} (listed at the end)",
     ]
+    if s.caching_api:
+        lines.append(
+            "image cache: a second glance-api (cachemanagement flavor, its own cache "
+            "directory, same registry and image directory); a hit is divided by nginx "
+            "sending the very same cached file (hard-linked), repeat by repeat; the "
+            "download that fills the cache by the same image's download through the "
+            "glance-api without a cache, the store file in the page cache for both"
+        )
+    return lines
 
 
 def measure(s: Session, parts: set[str]) -> None:
@@ -252,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.with_4gib:
         profile = with_4gib(profile)
     if args.sizes:
-        profile = replace(profile, sizes_mib=args.sizes)
+        profile = replace(profile, sizes_mib=args.sizes, cache_sizes_mib=args.sizes)
     if args.only - set(PARTS):
         raise SystemExit(f"--only takes {','.join(PARTS)}")
     if args.db == "postgresql":  # the registry's database matters to the metadata calls
@@ -273,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     meta = {
         "date": f"{stamp:%Y-%m-%d %H:%M} UTC",
-        "profile": {**vars(profile), "sizes_mib": list(profile.sizes_mib)},
+        "profile": {
+            **vars(profile),
+            "sizes_mib": list(profile.sizes_mib),
+            "cache_sizes_mib": list(profile.cache_sizes_mib),
+        },
         "summary": [*summary, f"the run took {time.monotonic() - began:.0f} s"],
         "workers": s.glance.workers,
         "workdir": str(workdir),
