@@ -190,7 +190,11 @@ def _hits(s: Session, size_mib: int, image_id: str) -> None:
 
 def _timed(s: Session, key: str, url: str, size: int) -> Callable[[], None]:
     def run() -> None:
-        result: Transfer = _checked(download(url), size)
+        result: Transfer = download(url)
+        try:
+            _checked(result, size)
+        except RuntimeError as err:
+            raise RuntimeError(f"{url}: {err}") from None
         s.add(key, result.throughput(size))
 
     return run
