@@ -149,8 +149,10 @@ def _fills(s: Session, size_mib: int, image_id: str) -> None:
         os.sync()
 
     steps = {"glance-api filling its cache": fill, "glance-api without a cache": uncached}
-    # small downloads take milliseconds and swing with the machine: more repeats
-    for r in range(s.profile.download_repeats(size_mib)):
+    # a fill's time swings with what the machine does meanwhile, a small one's most: as
+    # many repeats as the small downloads have, and never fewer than small transfers
+    repeats = max(s.profile.download_repeats(size_mib), s.profile.repeats_small)
+    for r in range(repeats):
         s.in_random_order(f"cache fill {size_label(size_mib)}, repeat {r + 1}", steps)
 
 
