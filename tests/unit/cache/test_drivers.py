@@ -3,6 +3,7 @@
 import errno
 import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,17 @@ def test_a_file_cut_before_the_copy_is_never_published(driver, tmp_path):
     tee.close()
     assert not driver.is_cached("f5")
     assert nothing_incomplete(driver)
+
+
+def test_an_entry_lookup_leaves_no_lock_on_the_sqlite_index(tmp_path):
+    driver = SqliteDriver(str(tmp_path / "cache"), max_size=10_000, stall_time=60)
+    assert driver.prepare()
+    fill(driver, "e1", b"e" * 100)
+    fill(driver, "e2", b"e" * 100)
+    assert driver.entry("e1").size == 100  # a kept connection reads it
+    other = sqlite3.connect(driver.db_path, timeout=0, isolation_level=None)
+    try:  # a writer that may not wait finds no reader holding the index
+        other.execute("UPDATE cached_images SET hits = 7 WHERE image_id = 'e1'")
+    finally:
+        other.close()
+    assert driver.entry("e1").hits == 7  # and the kept connection sees the write
