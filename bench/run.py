@@ -1,7 +1,8 @@
 """Run the benchmark: `python -m bench.run [--smoke] [--with-4gib] [--results DIR]`.
 
 Starts glance-registry + glance-api (shipped configs, SQLite, filesystem store), the no-op
-chain and nginx, measures every scenario with its ceiling next to it, and writes
+chain and nginx (and, for the `cache` part, a second glance-api with an image cache: see
+bench/cache.py), measures every scenario with its ceiling next to it, and writes
 report.json, report.md and PNG plots to bench/results/<date>-<profile>/ (and, for a full
 run, a copy to bench/latest/ for the README). Nothing here asserts a timing: the report
 says which targets are met.
