@@ -89,6 +89,18 @@ def test_prefetcher_leaves_images_it_cannot_cache_in_the_queue(cached):
     manage(cached, "-f", "delete-queued-image", queued["id"])
 
 
+def test_prefetcher_never_caches_a_store_file_cut_short(cached):
+    image = cached.upload(os.urandom(200_000))
+    os.truncate(cached.image_file(image["id"]), 50_000)
+    manage(cached, "-f", "queue-image", image["id"])
+    done = tool(cached, "glance-cache-prefetcher")
+    assert "ended after 50000 of 200000 bytes" in done.stderr
+    assert not (cached.cache_dir / image["id"]).exists()
+    assert os.listdir(cached.cache_dir / "incomplete") == []
+    assert image["id"] in manage(cached, "list-queued").stdout
+    manage(cached, "-f", "delete-queued-image", image["id"])
+
+
 def test_cli_errors(cached, deploy):
     one = manage(cached, "-f", "delete-cached-image")
     assert one.returncode == 1
