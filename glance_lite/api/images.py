@@ -123,7 +123,7 @@ class ImagesController:
         self._check_writes(repo, body, source)
         image = repo.get(image_id)
         check_update_allowed(from_environ(req.environ), image, meta)
-        if body and image["status"] != "queued":
+        if body and not uploadable(image):
             raise exceptions.Conflict("Cannot upload to an unqueued image")
         if source and image["status"] != "queued":
             raise exceptions.Invalid(
@@ -277,6 +277,13 @@ def check_update_allowed(ctx: RequestContext, image: dict, meta: dict) -> None:
     for key in ("status", "id"):
         if key in meta and meta[key] != image.get(key):
             raise exceptions.Forbidden(f"Forbidden to modify '{key}' of image.")
+
+
+def uploadable(image: dict) -> bool:
+    """Whether an upload may bring an image its data: queued, or killed without data
+    (an upload that failed: a retry, glance-lite's own; Glance took only queued)."""
+    status = image["status"]
+    return status == "queued" or (status == "killed" and not image.get("location"))
 
 
 def _purging(req: webob.Request, body: bool) -> bool:

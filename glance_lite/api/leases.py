@@ -1,8 +1,10 @@
 """Upload leases seen from glance-api: who is uploading, kept alive, and dead ones swept.
 
-Each api node has an id (`[DEFAULT] node_id`, by default `<hostname>:<bind_port>`).
-Setting an image `saving` takes a lease on it in the same registry call
-(ImageRepository.start_saving); while the bytes stream, a `LeaseKeeper` renews it every
+Each api node has an id (`[DEFAULT] node_id`, by default `<hostname>:<bind_port>`), and
+each upload a holder of its own, `<node id>#<token>` (repository.Attempt). Setting an
+image `saving` takes a lease on it in the same registry call
+(ImageRepository.start_saving); the upload's activation and its kill are conditional on
+still holding it; while the bytes stream, a `LeaseKeeper` renews it every
 third of its duration from a background thread (never per chunk: a 1 GiB upload makes a
 handful of calls, a short one none); the registry drops it as the image leaves `saving`.
 
@@ -78,11 +80,14 @@ class LeaseKeeper:
         terms: LeaseTerms,
         *,
         start: Callable[[Callable[[], None]], None] | None = None,
+        holder: str | None = None,
     ):
+        """`holder`: the upload's own name in the lease (by default the node's id)."""
         self.registry = registry
         self.context = context
         self.image_id = image_id
         self.terms = terms
+        self.holder = holder or terms.node_id
         self.renewals = 0
         self._stopped = threading.Event()
         self._start = start or _in_thread
@@ -104,9 +109,7 @@ class LeaseKeeper:
     def renew(self) -> float | None:
         """One renewal: the seconds until the next, None to stop."""
         try:
-            self.registry.renew_lease(
-                self.context, self.image_id, self.terms.node_id, self.terms.duration
-            )
+            self.registry.renew_lease(self.context, self.image_id, self.holder, self.terms.duration)
         except exceptions.Conflict as err:
             if not self._stopped.is_set():
                 LOG.warning(

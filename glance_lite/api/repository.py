@@ -11,7 +11,9 @@ controllers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 
@@ -32,6 +34,9 @@ LOG = logging.getLogger(__name__)
 
 # Glance's wording of an upload refused by user_storage_quota, before the detail.
 QUOTA_REFUSAL = "Denying attempt to upload image because it exceeds the quota: "
+# Characters of the node id in an upload's lease holder: with '#' and a 16-digit token,
+# within the registry's 255.
+HOLDER_ROOM = 238
 
 
 class ClientDisconnected(exceptions.Invalid):
@@ -293,7 +298,8 @@ class ImageRepository:
         store_scheme: str | None = None,
         storage_quota: tuple[str | None, int] | None = None,
     ) -> dict:
-        """Store the bytes of a queued image and activate it: queued -> saving -> active.
+        """Store the bytes of a queued image, or of a killed one without data (a retry),
+        and activate it: queued (killed) -> saving -> active.
 
         Any failure leaves no bytes in the store; the image ends `killed` unless another
         upload won the race (409) or the image was deleted meanwhile (412).
@@ -301,47 +307,57 @@ class ImageRepository:
         the image, atomically, so that concurrent uploads cannot pass it together.
         When the registry stops answering, what is left open is settled in the
         background (settle_upload).
+
+        With leases, each upload holds the image under a holder of its own
+        (`<node id>#<token>`), and its activation and its kill are conditional on still
+        holding it: an earlier upload of the image that wakes up late (its lease swept,
+        the image retried meanwhile) changes nothing. A retry stores its data under a
+        name of its own (`<image id>.<token>`), so that what an earlier upload still
+        writes or removes under the image's usual name is never the retry's data.
         """
-        image_id = image["id"]
         store = self.stores.for_scheme(store_scheme) if store_scheme else self.stores.default
-        self.start_saving(image)
-        with self._lease_kept(image_id):
+        attempt = Attempt.of(image, self.lease_terms)
+        self.start_saving(image, attempt.holder)
+        with self._lease_kept(attempt):
             return self._store_and_activate(
-                image_id, store, chunks, declared_size, declared_checksum, storage_quota
+                attempt, store, chunks, declared_size, declared_checksum, storage_quota
             )
 
-    def _lease_kept(self, image_id: str) -> contextlib.AbstractContextManager:
+    def _lease_kept(self, attempt: Attempt) -> contextlib.AbstractContextManager:
         """The upload's lease renewed until the block ends (nothing without leases)."""
         if self.lease_terms is None:
             return contextlib.nullcontext()
-        return LeaseKeeper(self.registry, self.context, image_id, self.lease_terms)
+        return LeaseKeeper(
+            self.registry, self.context, attempt.image_id, self.lease_terms, holder=attempt.holder
+        )
 
     def _store_and_activate(
         self,
-        image_id: str,
+        attempt: Attempt,
         store,
         chunks: Iterable[bytes],
         declared_size: int | None,
         declared_checksum: str | None,
         storage_quota: tuple[str | None, int] | None,
     ) -> dict:
+        image_id, holder = attempt.image_id, attempt.holder
         try:
-            result = store.add(image_id, chunks, declared_size)
+            result = store.add(attempt.store_key, chunks, declared_size)
         except exceptions.Conflict as err:
             raise exceptions.Conflict(f"Attempt to upload duplicate image: {err}") from None
         except BaseException as err:
-            self.kill(image_id, reason=err)
+            self.kill(image_id, reason=err, held_by=holder)
             raise upload_error(image_id, err) from None
         try:
             verify(image_id, result, declared_size, declared_checksum)
-            return self._activate(image_id, result, storage_quota)
+            return self._activate(image_id, result, storage_quota, holder)
         except exceptions.RegistryUnavailable as err:
             if err.maybe_applied:
                 # the activation may still be applied: the data stays until it is known
-                self._settle_upload(image_id, store, result.location)
+                self._settle_upload(image_id, store, result.location, holder)
             else:
                 self._discard(store, result.location)
-                self._settle_upload(image_id, store, None)
+                self._settle_upload(image_id, store, None, holder)
             raise
         except exceptions.NotAuthenticated:
             # A registry in the keystone flavor refused the caller's token, which was good
@@ -355,13 +371,13 @@ class ImageRepository:
         except BaseException as err:
             self._discard(store, result.location)
             if not isinstance(err, (exceptions.Conflict, exceptions.PreconditionFailed)):
-                self.kill(image_id, reason=err)
+                self.kill(image_id, reason=err, held_by=holder)
             raise
 
-    def start_saving(self, image: dict) -> None:
-        # Conditional on the status the caller saw (queued; active for a just-reserved
-        # empty image), so that of two concurrent uploads exactly one goes on. The
-        # upload's lease is taken in the same call.
+    def start_saving(self, image: dict, holder: str | None = None) -> None:
+        # Conditional on the status the caller saw (queued, killed for a retry; active
+        # for a just-reserved empty image), so that of two concurrent uploads exactly one
+        # goes on. The upload's lease (`holder`) is taken in the same call.
         terms = self.lease_terms
         try:
             self.registry.update_image(
@@ -369,30 +385,46 @@ class ImageRepository:
                 image["id"],
                 {"status": "saving"},
                 from_state=image["status"],
-                lease=None if terms is None else (terms.node_id, terms.duration),
+                lease=None if terms is None else (holder or terms.node_id, terms.duration),
             )
         except exceptions.RegistryUnavailable as err:
             if err.maybe_applied:  # the image may go saving later, with no upload
-                self._settle_upload(image["id"], None, None)
+                self._settle_upload(image["id"], None, None, holder)
             raise
         except exceptions.GlanceLiteError as err:
             raise reworded("start_saving", err, image["id"]) from None
 
-    def kill(self, image_id: str, *, reason: BaseException, from_state: str = "saving") -> None:
+    def kill(
+        self,
+        image_id: str,
+        *,
+        reason: BaseException,
+        from_state: str = "saving",
+        held_by: str | None = None,
+    ) -> None:
         """Set the image killed if its status is still `from_state` (never undoing an
-        activation or a delete that came first)."""
+        activation or a delete that came first) and, given `held_by`, that upload still
+        holds it (never killing another upload's)."""
         LOG.warning("upload of image %s failed, setting it killed: %s", image_id, reason)
         try:
             self.registry.update_image(
-                self.context, image_id, {"status": "killed"}, from_state=from_state
+                self.context,
+                image_id,
+                {"status": "killed"},
+                from_state=from_state,
+                held_by=held_by,
             )
         except exceptions.RegistryUnavailable:
-            self._settle_upload(image_id, None, None)
+            self._settle_upload(image_id, None, None, held_by)
         except exceptions.GlanceLiteError as err:
             LOG.error("could not set image %s killed: %s", image_id, err)
 
     def _activate(
-        self, image_id: str, result: AddResult, storage_quota: tuple[str | None, int] | None
+        self,
+        image_id: str,
+        result: AddResult,
+        storage_quota: tuple[str | None, int] | None,
+        holder: str | None,
     ) -> dict:
         changes = {
             "status": "active",
@@ -405,7 +437,12 @@ class ImageRepository:
         }
         try:
             return self.registry.update_image(
-                self.context, image_id, changes, from_state="saving", storage_quota=storage_quota
+                self.context,
+                image_id,
+                changes,
+                from_state="saving",
+                storage_quota=storage_quota,
+                held_by=holder,
             )
         except exceptions.LimitExceeded as err:
             raise exceptions.LimitExceeded(f"{QUOTA_REFUSAL}{err.detail or err}") from None
@@ -420,25 +457,32 @@ class ImageRepository:
 
     # --- after a registry outage ---------------------------------------------------
 
-    def _settle_upload(self, image_id: str, store, location: str | None) -> None:
+    def _settle_upload(
+        self, image_id: str, store, location: str | None, holder: str | None = None
+    ) -> None:
         self.settler.settle(
             f"upload of image {image_id}",
-            lambda: self.settle_upload(image_id, store, location),
+            lambda: self.settle_upload(image_id, store, location, holder),
         )
 
-    def settle_upload(self, image_id: str, store, location: str | None) -> bool:
+    def settle_upload(
+        self, image_id: str, store, location: str | None, holder: str | None = None
+    ) -> bool:
         """One attempt at ending an upload whose registry calls went unanswered, so that
         no late request can change the outcome: True when done.
 
-        The image is set killed if it is `saving` or `queued`: a late start (conditional
-        on queued) or activation (on saving) then finds it killed and does nothing. If it
-        is neither, the late activation won (active with this upload's `location`: the
-        data stays) or the image went on without this upload (the data goes).
+        The image is set killed if it is `saving` (under this upload's lease `holder`,
+        when it has one) or `queued`: a late start (conditional on queued) or activation
+        (on saving, and on the lease) then finds it killed and does nothing. If it is
+        neither, the late activation won (active with this upload's `location`: the data
+        stays) or the image went on without this upload (the data goes): another
+        upload's `saving` included, which that upload (or the lease sweep) ends.
         """
         for status in ("saving", "queued"):
+            held_by = holder if status == "saving" else None
             try:
                 self.registry.update_image(
-                    self.context, image_id, {"status": "killed"}, from_state=status
+                    self.context, image_id, {"status": "killed"}, from_state=status, held_by=held_by
                 )
             except (exceptions.Conflict, exceptions.NotFound):
                 continue
@@ -446,8 +490,10 @@ class ImageRepository:
             self._discard(store, location)
             return True
         current = self._current(image_id)
-        if current is not None and current["status"] in ("saving", "queued"):
+        if current is not None and current["status"] == "queued":
             return False  # moved meanwhile by a late request: once more
+        if current is not None and current["status"] == "saving" and holder is None:
+            return False
         if not holds(current, location):
             self._discard(store, location)
         return True
@@ -468,6 +514,25 @@ class ImageRepository:
             pass
         except Exception as err:
             LOG.error("could not remove data at %s: %s", self.stores.redact(location), err)
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One upload of an image: the lease holder it takes (None without leases) and the
+    name its data gets in the store."""
+
+    image_id: str
+    holder: str | None
+    store_key: str
+
+    @classmethod
+    def of(cls, image: dict, terms: LeaseTerms | None) -> Attempt:
+        token = secrets.token_hex(8)
+        image_id = image["id"]
+        # the node id is cut where it would not leave the token room in a holder
+        holder = None if terms is None else f"{terms.node_id[:HOLDER_ROOM]}#{token}"
+        retry = image["status"] == "killed"
+        return cls(image_id, holder, f"{image_id}.{token}" if retry else image_id)
 
 
 def holds(image: dict | None, location: str | None) -> bool:

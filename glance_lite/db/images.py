@@ -359,12 +359,15 @@ class Images(Transactions):
         from_state: str | None = None,
         storage_quota: tuple[str | None, int] | None = None,
         lease: tuple[str, int] | None = None,
+        held_by: str | None = None,
     ) -> dict:
         """Change an image from the registry's checked values (without id and
         timestamps); only an admin changes its owner. `storage_quota` (owner, bytes):
         LimitExceeded if that owner's images would then take more (_check_quota).
         A status change drops the image's upload lease; setting it `saving` with
-        `lease` (holder, seconds) takes one (leases.py)."""
+        `lease` (holder, seconds) takes one (leases.py). `held_by`: Conflict unless that
+        holder holds the image's upload lease (an upload's activation or kill, which
+        must not act on an image another upload took over)."""
         row, properties, locations = _split_values(values)
         if not context.is_admin:
             row.pop("owner", None)
@@ -377,6 +380,8 @@ class Images(Transactions):
                 cur.fetch(statements.owner_images_for_update, {"w_owner": owner}, owner is None)
             current = rows.visible_image(cur, context, image_id)
             rows.check_mutable(context, current)
+            if held_by is not None:
+                leases.check_held(cur, current.id, held_by)
             if storage_quota is not None:
                 _check_quota(cur, current, row, locations, storage_quota)
             params = {f"v_{key}": value for key, value in row.items()}

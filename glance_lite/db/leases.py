@@ -143,6 +143,19 @@ def after_status_change(
         cur.execute(insert_lease, _lease_values(image_id, holder, duration, None, now))
 
 
+def check_held(cur: prepared.Cursor, image_id: str, holder: str) -> None:
+    """Inside a write, before it changes image `image_id`: Conflict unless `holder` holds
+    its upload lease (expired or not: an expired lease the sweep has not acted on is
+    still the upload's). The image row is locked first, then the lease, as a renewal does."""
+    cur.fetch(image_status_for_update, {"w_id": image_id})
+    found = cur.fetch(lease_of, {"w_image_id": image_id})
+    if not found or found[0][0] != holder:
+        raise exceptions.Conflict(
+            f"The upload of image {image_id} is not {holder}'s any more: "
+            f"{'another upload holds it' if found else 'it holds no lease'}"
+        )
+
+
 def _lease_values(
     image_id: str, holder: str, duration: int, partial: str | None, now: datetime.datetime
 ) -> dict:

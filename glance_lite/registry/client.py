@@ -115,11 +115,13 @@ class RegistryClient:
         from_state: str | None = None,
         storage_quota: tuple[str | None, int] | None = None,
         lease: tuple[str, int] | None = None,
+        held_by: str | None = None,
     ) -> dict:
         """`storage_quota` (owner, bytes): the registry refuses the update (413) if the
         owner's images would then take more than that, checked atomically with it.
         `lease` (holder, seconds), with a status change to saving: the upload lease is
-        taken in the same transaction."""
+        taken in the same transaction. `held_by`: the update is made only if that holder
+        holds the image's upload lease (409 otherwise)."""
         body: dict = {"image": self._sealed(image_meta)}
         if from_state is not None:
             body["from_state"] = from_state
@@ -127,6 +129,8 @@ class RegistryClient:
             body["storage_quota"] = {"owner": storage_quota[0], "limit": storage_quota[1]}
         if lease is not None:
             body["lease"] = {"holder": lease[0], "duration": lease[1]}
+        if held_by is not None:
+            body["held_by"] = held_by
         extra = {headers.PURGE_PROPS: "true"} if purge_props else None
         resp = self._call(context, "PUT", f"/images/{_segment(image_id)}", json=body, extra=extra)
         return self._opened(resp.json()["image"])

@@ -86,6 +86,7 @@ class ImagesController:
             from_state = optional_string(body, "from_state") or None
             quota = storage_quota(body)
             lease = upload_lease(body, values)
+            held_by = optional_string(body, "held_by") or None
             check_id_unchanged(values, image_id)
         if not ctx.is_admin:
             values.pop("owner", None)
@@ -102,6 +103,7 @@ class ImagesController:
                     from_state=from_state,
                     storage_quota=quota,
                     lease=lease,
+                    held_by=held_by,
                 )
         except exceptions.NotFound:
             raise exceptions.NotFound("Image not found") from None
