@@ -8,6 +8,12 @@ and metadata from HEAD, data streamed in --chunksize pieces from one server's GE
 other's POST (or to and from files), never held whole. An image the target already has
 is not copied again: its metadata is updated when it differs, and an active copy whose
 checksum differs is reported. Each copy's checksum is compared with the source's.
+
+A run that was interrupted (killed, connection cut) leaves the image it was copying
+`killed` on the target (its api fails the cut upload). The next run uploads that image's
+data with PUT to the same id, which glance-lite takes for a killed image without data
+(docs/differences.md), so the job finishes without a duplicate; a Glance target refuses
+it (409), which is logged, and the run goes on.
 """
 
 import argparse
@@ -31,6 +37,8 @@ DONT_REPLICATE = "created_at date deleted_at location updated_at"
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 300
 FAILURES = (400, 401, 403, 409, 500)  # answers that stop a call, as Glance's tool
+# Statuses of an image whose data an earlier run did not bring: the next run uploads it.
+UNFINISHED = ("killed", "queued")
 ALREADY_PRESENT = (
     "The image %s is already present on the target, but our check for it did not find "
     "it. This indicates that we do not have permissions to see all the images on the "
@@ -140,11 +148,20 @@ class ImageService:
         return headers_to_meta(resp.headers.items())
 
     def add_image(self, meta: dict, data: Iterable[bytes]) -> dict:
+        return self._send("POST", "/v1/images", meta, data)
+
+    def upload_image_data(self, meta: dict, data: Iterable[bytes]) -> dict:
+        """Upload the data of an image the server has without data (queued, or killed
+        by an upload that was cut: glance-lite takes it, Glance answers 409), with its
+        metadata (but its status, which the upload sets)."""
+        meta = {k: v for k, v in meta.items() if k != "status"}
+        return self._send("PUT", f"/v1/images/{meta['id']}", meta, data)
+
+    def _send(self, method: str, path: str, meta: dict, data: Iterable[bytes]) -> dict:
         headers = meta_to_headers(meta)
         headers["Content-Type"] = "application/octet-stream"
         body = SizedBody(data, int(meta["size"]))  # sent with its Content-Length, streamed
-        resp = self._request("POST", "/v1/images", headers=headers, data=body)
-        return _uploaded(resp)
+        return _uploaded(self._request(method, path, headers=headers, data=body))
 
     def add_image_meta(self, meta: dict) -> dict:
         headers = meta_to_headers(meta)
@@ -423,10 +440,18 @@ def _sync_one(
     when none): its metadata when the target has it (and it is active there), else the
     image with its data. True when something was written."""
     if "status" in present:
+        if present["status"] in UNFINISHED and _has_data(meta, data, opts):
+            return _finish_copy(target, meta, present["status"], data)
+        if present["status"] == "saving":
+            LOG.warning(
+                "Image %s is being uploaded on the target (saving): not copied now; run "
+                "again once that upload has ended (a dead one is killed when its lease runs out)",
+                meta["id"],
+            )
+            return False
         if present["status"] != "active":
             LOG.warning(
-                "Image %s is %s on the target, not active: not copied again "
-                "(delete it there to copy it anew)",
+                "Image %s is %s on the target, not active: not copied again",
                 meta["id"],
                 present["status"],
             )
@@ -447,7 +472,7 @@ def _sync_one(
         )
         target.add_image_meta(meta)
         return True
-    if data is None or opts.metaonly or meta.get("status") != "active":
+    if not _has_data(meta, data, opts):
         LOG.debug("%s: no data to copy, skipped", meta["id"])
         return False
     LOG.info(
@@ -463,6 +488,39 @@ def _sync_one(
             LOG.error(ALREADY_PRESENT, meta["id"])
             return False
         raise
+    _checked_copy(meta, stored)
+    return True
+
+
+def _has_data(meta: dict, data: Callable | None, opts: Options) -> bool:
+    """Whether the source's image has data this run copies."""
+    return data is not None and not opts.metaonly and meta.get("status") == "active"
+
+
+def _finish_copy(target: ImageService, meta: dict, status: str, data: Callable) -> bool:
+    """Upload the data of an image the target has without it: one an interrupted run
+    left `killed` (or `queued`). glance-lite takes data for such an image; a server
+    that refuses it (Glance: 409 for anything not queued) is logged, and the run goes on."""
+    LOG.info(
+        "Image %s (%s) (%s bytes) is %s on the target: uploading its data",
+        meta["id"],
+        meta.get("name") or "--unnamed--",
+        meta.get("size"),
+        status,
+    )
+    try:
+        stored = target.upload_image_data(meta, data())
+    except ServerError as err:
+        if err.status != 409:
+            raise
+        LOG.error(
+            "Image %s is %s on the target, which refuses its data (%s): not copied. "
+            "That server cannot take the image again under this id",
+            meta["id"],
+            status,
+            err,
+        )
+        return False
     _checked_copy(meta, stored)
     return True
 
