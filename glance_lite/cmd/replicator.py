@@ -66,9 +66,21 @@ class ReplicatorError(Exception):
 class ServerError(ReplicatorError):
     def __init__(self, server: "ImageService", resp: requests.Response):
         self.status = resp.status_code
-        super().__init__(
-            f"{server.name} answered {resp.status_code} {resp.reason}: {resp.text.strip()[:500]}"
-        )
+        answer = f"{resp.status_code} {resp.reason}"
+        if resp.status_code == 401:
+            advice = "it is not valid there" if server.token else "none was given"
+            message = (
+                f"The {server.label} {server.name} refused the token ({answer}): {advice}; "
+                f"pass a valid one with {server.flag} (or -t for both servers)"
+            )
+        else:
+            message = f"The {server.label} {server.name} answered {answer}: {_text(resp)}"
+        super().__init__(message)
+
+
+def _text(resp: requests.Response) -> str:
+    """An answer's body as one line of text: an HTML error page without its tags."""
+    return " ".join(re.sub(r"<[^>]*>", " ", resp.text).split())[:500]
 
 
 def parse_valid_host_port(text: str) -> tuple[str, int]:
@@ -94,11 +106,15 @@ def parse_valid_host_port(text: str) -> tuple[str, int]:
 
 
 class ImageService:
-    """One Glance v1 server at `host:port`, called with `token` (when given)."""
+    """One Glance v1 server at `host:port`, called with `token` (when given); `role`
+    ("source", "target" or "") and `flag` (its token option) name it and its token in errors."""
 
-    def __init__(self, host_port: str, token: str, chunk_size: int):
+    def __init__(self, host_port: str, token: str, chunk_size: int, *, role: str, flag: str):
         host, port = parse_valid_host_port(host_port)
         self.name = f"{host}:{port}"
+        self.label = f"{role} glance server" if role else "glance server"
+        self.token = token
+        self.flag = flag
         bracketed = f"[{host}]" if ":" in host else host
         self.base = f"http://{bracketed}:{port}"
         self.chunk_size = chunk_size
@@ -112,9 +128,9 @@ class ImageService:
                 method, self.base + path, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), **kw
             )
         except requests.ConnectionError as err:
-            raise ReplicatorError(f"Could not reach the glance server {self.name}: {err}") from None
+            raise ReplicatorError(f"Could not reach the {self.label} {self.name}: {err}") from None
         except requests.Timeout:
-            raise ReplicatorError(f"The glance server {self.name} did not answer in time") from None
+            raise ReplicatorError(f"The {self.label} {self.name} did not answer in time") from None
         if resp.status_code in FAILURES:
             raise ServerError(self, resp)
         return resp
@@ -304,7 +320,7 @@ def replication_size(opts: Options, args: list[str]) -> None:
     """
     if len(args) < 1:
         raise TypeError("Too few arguments.")
-    client = ImageService(args[-1], opts.targettoken, opts.chunksize)
+    client = target_service(args[-1], opts, role="")
     active = [image for image in client.get_images() if image["status"] == "active"]
     total = _active_size(active)
     print(f"Total size is {total} bytes ({human_size(total)}) across {len(active)} images")
@@ -329,7 +345,7 @@ def replication_dump(opts: Options, args: list[str]) -> None:
     if len(args) < 2:
         raise TypeError("Too few arguments.")
     path = Path(args[-1])
-    client = ImageService(args[-2], opts.sourcetoken, opts.chunksize)
+    client = source_service(args[-2], opts)
     images = list(client.get_images())
     progress = Progress(0 if opts.metaonly else _active_size(images), "dump")
     try:
@@ -372,7 +388,7 @@ def replication_load(opts: Options, args: list[str]) -> list[str]:
     if len(args) < 2:
         raise TypeError("Too few arguments.")
     path = Path(args[-1])
-    client = ImageService(args[-2], opts.targettoken, opts.chunksize)
+    client = target_service(args[-2], opts)
     names = sorted(name for name in os.listdir(path) if _is_uuid(name))
     metas = [json.loads((path / name).read_text(encoding="utf-8")) for name in names]
     wanted = [m for m in metas if (path / f"{m['id']}.img").exists()]
@@ -529,8 +545,28 @@ def _two_servers(opts: Options, args: list[str]) -> tuple[ImageService, ImageSer
     """The source and the target of `<fromserver:port> <toserver:port>`."""
     if len(args) < 2:
         raise TypeError("Too few arguments.")
-    target = ImageService(args[-1], opts.targettoken, opts.chunksize)
-    return ImageService(args[-2], opts.sourcetoken, opts.chunksize), target
+    target = target_service(args[-1], opts)
+    return source_service(args[-2], opts), target
+
+
+def source_service(host_port: str, opts: Options) -> ImageService:
+    return ImageService(
+        host_port,
+        opts.sourcetoken,
+        opts.chunksize,
+        role="source",
+        flag="--sourcetoken",
+    )
+
+
+def target_service(host_port: str, opts: Options, role: str = "target") -> ImageService:
+    return ImageService(
+        host_port,
+        opts.targettoken,
+        opts.chunksize,
+        role=role,
+        flag="--targettoken",
+    )
 
 
 def replication_compare(opts: Options, args: list[str]) -> dict[str, str]:
