@@ -186,6 +186,54 @@ def test_a_node_paused_past_its_lease_finds_its_upload_swept_and_keeps_nothing(t
     assert temps(a.datadir) == []
 
 
+def test_a_retry_of_a_swept_upload_is_untouched_when_the_stale_upload_goes_on(two_nodes):
+    """Node B's upload is swept while B is paused; node A retries the killed image with
+    other data (a PUT with data: glance-lite takes it for a killed image without data).
+    B goes on while A's retry still streams: B's upload completes but no longer holds
+    the image, so B's client gets 409 and B removes its own file; A's retry then
+    activates the image with A's data, in a file of its own."""
+    a, b = two_nodes
+    stale = SlowUpload(b.port, pieces=10, pause=0.2)
+    image_id = stale.image_id
+    wait_for(lambda: status(b, image_id) == "saving", timeout=10)
+    data = os.urandom(200_000)
+    gate = threading.Event()
+    answers = []
+
+    def held_body():
+        yield data[:50_000]
+        assert gate.wait(30)
+        yield data[50_000:]
+
+    def retry():
+        headers = {"Content-Type": "application/octet-stream"}
+        answers.append(a.put(f"/images/{image_id}", data=held_body(), headers=headers))
+
+    retrying = threading.Thread(target=retry, daemon=True)
+    b.deployment.api.signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: status(a, image_id) == "killed", timeout=LEASE + 3 * SWEEP + 5)
+        retrying.start()
+        wait_for(lambda: status(a, image_id) == "saving", timeout=10)
+    finally:
+        b.deployment.api.signal(signal.SIGCONT)
+    head, body = stale.result()
+    assert head.startswith(b"HTTP/1.1 409"), head + body
+    assert status(a, image_id) == "saving"  # still the retry's
+    gate.set()
+    retrying.join(30)
+    assert answers[0].status_code == 200, answers[0].text
+    meta = a.head(f"/images/{image_id}").headers
+    assert meta["x-image-meta-status"] == "active"
+    assert meta["x-image-meta-checksum"] == hashlib.md5(data).hexdigest()
+    assert a.get(f"/images/{image_id}").content == data
+    # the retry's file, under a name of its own, is the only one of the image
+    (retry_file,) = [n for n in os.listdir(a.datadir) if n.startswith(image_id)]
+    assert retry_file.startswith(f"{image_id}.")
+    assert (a.datadir / retry_file).read_bytes() == data
+    assert temps(a.datadir) == []
+
+
 @pytest.mark.parametrize("paused", [LEASE - 1.0, LEASE - 0.2, LEASE + 0.3, LEASE + 0.8])
 def test_an_upload_resumed_as_its_lease_runs_out_ends_one_way_or_the_other(two_nodes, paused):
     """Node B stops about as long as its lease and goes on as node A sweeps every

@@ -111,28 +111,38 @@ def test_a_stale_upload_that_wakes_up_late_changes_nothing_of_the_retry(
     api, sqlite_database, stale_ends
 ):
     """Upload 1 stalls; its lease runs out and a sweep kills the image; upload 2 retries
-    it. Upload 1 then wakes up, its data complete or its stream broken: the image stays
-    upload 2's, active with upload 2's data, and nothing of upload 1 is left behind."""
+    it. Upload 1 wakes up while upload 2 still streams, its data complete or its stream
+    broken: it neither activates nor kills the image, and upload 2 then activates it
+    with its own data; nothing of upload 1 is left behind."""
     image = api.call("POST", "/images", headers={**HEADERS, "x-image-meta-name": "r"}).json
     image_id = image["image"]["id"]
     stale_data, new_data = b"A" * 5000, b"B" * 7000
-    body = HeldBody(stale_data[:100], stale_data[100:], fail=stale_ends == "broken")
+    stale_body = HeldBody(stale_data[:100], stale_data[100:], fail=stale_ends == "broken")
+    new_body = HeldBody(new_data[:100], new_data[100:])
     answers = {}
-    stale = threading.Thread(
-        target=lambda: answers.setdefault(1, put_data(api, image_id, stale_data, body))
-    )
-    stale.start()
-    assert body.sent_head.wait(10)
+
+    def upload(n: int, data: bytes, body: HeldBody) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: answers.setdefault(n, put_data(api, image_id, data, body))
+        )
+        thread.start()
+        assert body.sent_head.wait(10)
+        return thread
+
+    stale = upload(1, stale_data, stale_body)
     (stale_holder,) = [holder for holder, _ in leases(sqlite_database).values()]
     age(sqlite_database, image_id, 120)
     swept = api.registry.sweep_leases(admin_context(), 60, 10)
     assert [lease["image_id"] for lease in swept] == [image_id]
 
-    retried = put_data(api, image_id, new_data)
-    assert retried.status_int == 200, retried.text
-    body.go.set()
+    retry = upload(2, new_data, new_body)
+    stale_body.go.set()
     stale.join(10)
     assert answers[1].status_int in (400, 409), answers[1].text
+    assert api.registry.get_image(admin_context(), image_id)["status"] == "saving"
+    new_body.go.set()
+    retry.join(10)
+    assert answers[2].status_int == 200, answers[2].text
 
     current = api.registry.get_image(admin_context(), image_id)
     assert current["status"] == "active"
