@@ -213,3 +213,18 @@ def test_a_malformed_storage_quota_is_400(any_registry, quota):
     resp = alice.put(f"/images/{UUID_A}", {"image": {"name": "n"}, "storage_quota": quota})
     assert resp.status_int == 400, resp.text
     assert "storage_quota must be" in resp.text
+
+
+def test_an_update_held_by_another_upload_is_refused_on_every_backend(any_registry):
+    alice = any_registry.tenant("alice")
+    assert alice.post("/images", {"image": {"id": UUID_A, "status": "queued"}}).status_int == 200
+    saving = {"image": {"status": "saving"}, "from_state": "queued"}
+    lease = {"lease": {"holder": "node#new", "duration": 60}}
+    assert alice.put(f"/images/{UUID_A}", {**saving, **lease}).status_int == 200
+    active = {"image": {"status": "active", "size": 1}, "from_state": "saving"}
+    for changes in (active, {"image": {"status": "killed"}, "from_state": "saving"}):
+        resp = alice.put(f"/images/{UUID_A}", {**changes, "held_by": "node#stale"})
+        assert resp.status_int == 409, resp.text
+        assert alice.get(f"/images/{UUID_A}").json["image"]["status"] == "saving"
+    assert alice.put(f"/images/{UUID_A}", {**active, "held_by": "node#new"}).status_int == 200
+    assert alice.get(f"/images/{UUID_A}").json["image"]["status"] == "active"
