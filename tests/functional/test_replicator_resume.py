@@ -156,3 +156,51 @@ def test_a_target_that_refuses_data_to_a_killed_image_is_named_and_the_run_goes_
     small_id = next(i for i, img in images_of(source).items() if img["name"] == "small")
     assert theirs[small_id]["status"] == "active"
     assert registry_status(target, big_id) == "killed"
+
+
+def cut_upload_head(image_id: str, name: str, size: int) -> bytes:
+    return (
+        f"POST /v1/images HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\n"
+        f"x-image-meta-id: {image_id}\r\nx-image-meta-name: {name}\r\n"
+        "x-image-meta-disk-format: raw\r\nx-image-meta-container-format: bare\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+
+
+def test_load_run_again_finishes_images_left_killed_and_waits_for_one_still_saving(
+    source, deploy, tmp_path
+):
+    assert replicator("dump", at(source), str(tmp_path)).returncode == 0
+    mine = images_of(source)
+    big_id, small_id = sorted(mine, key=lambda i: mine[i]["name"])  # "big" < "small"
+    target = deploy("resume-load")
+    # big: an upload cut short (killed); small: an upload still streaming (saving)
+    for image_id, keep_open in ((big_id, False), (small_id, True)):
+        sock = target.connect()
+        sock.sendall(cut_upload_head(image_id, mine[image_id]["name"], 10_000) + b"x" * 100)
+        wait_for(lambda image_id=image_id: registry_status(target, image_id) == "saving")
+        if keep_open:
+            held = sock
+        else:
+            sock.close()
+    wait_for(lambda: registry_status(target, big_id) == "killed")
+
+    first = replicator("load", at(target), str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert f"Image {big_id} (big) ({len(BIG)} bytes) is killed on the target" in first.stderr
+    assert f"Image {small_id} is being uploaded on the target (saving)" in first.stderr
+    assert registry_status(target, big_id) == "active"
+
+    held.close()  # that upload fails: killed, and the next run finishes it
+    wait_for(lambda: registry_status(target, small_id) == "killed")
+    second = replicator("load", at(target), str(tmp_path))
+    assert second.returncode == 0, second.stderr
+    assert f"Image {small_id} (small) (11 bytes) is killed on the target" in second.stderr
+    theirs = images_of(target)
+    assert sorted(theirs) == sorted(mine)
+    for image_id, image in mine.items():
+        assert (theirs[image_id]["status"], theirs[image_id]["checksum"]) == (
+            "active",
+            image["checksum"],
+        )
+    assert_in_step(at(source), at(target))
