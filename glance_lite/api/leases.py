@@ -114,7 +114,7 @@ class LeaseKeeper:
             if not self._stopped.is_set():
                 LOG.warning(
                     "upload of image %s: lease renewals stop, the image is no longer "
-                    "saving or the lease is another node's: %s",
+                    "saving or the lease is another upload's: %s",
                     self.image_id,
                     err,
                 )

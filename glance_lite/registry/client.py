@@ -196,7 +196,7 @@ class RegistryClient:
         partial_location: str | None = None,
     ) -> dict:
         """Renew (or take) `holder`'s lease on a saving image for `duration` seconds;
-        Conflict once the image is not saving or another node holds a live lease."""
+        Conflict once the image is not saving or another holder (upload) has a live lease."""
         partial = self._sealed_url(partial_location)
         lease = {"holder": holder, "duration": duration, "partial_location": partial}
         path = f"/images/{_segment(image_id)}/lease"

@@ -4,7 +4,7 @@
   `"image": {"status": "saving"}` takes the lease in the same transaction (the upload's
   start costs no call of its own; registry/images.py reads it with `lease_param`);
 - `PUT /images/{image_id}/lease`: the holder renews it (or takes it where there is none
-  or it expired); 409 once the image is not `saving` or another node's lease is live;
+  or it expired); 409 once the image is not `saving` or another holder's lease is live;
 - `DELETE /images/{image_id}/lease?holder=...`: the holder gives it up;
 - `POST /leases/sweep` (admin): kill the `saving` images whose lease expired, and
   answer their leases, for the caller to remove their partial data.
