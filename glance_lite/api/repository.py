@@ -297,9 +297,12 @@ class ImageRepository:
         declared_checksum: str | None,
         store_scheme: str | None = None,
         storage_quota: tuple[str | None, int] | None = None,
+        attempt: Attempt | None = None,
     ) -> dict:
         """Store the bytes of a queued image, or of a killed one without data (a retry),
-        and activate it: queued (killed) -> saving -> active.
+        and activate it: queued (killed) -> saving -> active. `attempt` (new_attempt) is
+        given by a caller that must name this upload's holder itself (a background copy's
+        kill when it is abandoned).
 
         Any failure leaves no bytes in the store; the image ends `killed` unless another
         upload won the race (409) or the image was deleted meanwhile (412).
@@ -316,12 +319,16 @@ class ImageRepository:
         writes or removes under the image's usual name is never the retry's data.
         """
         store = self.stores.for_scheme(store_scheme) if store_scheme else self.stores.default
-        attempt = Attempt.of(image, self.lease_terms)
+        attempt = attempt or self.new_attempt(image)
         self.start_saving(image, attempt.holder)
         with self._lease_kept(attempt):
             return self._store_and_activate(
                 attempt, store, chunks, declared_size, declared_checksum, storage_quota
             )
+
+    def new_attempt(self, image: dict) -> Attempt:
+        """A new upload of `image`: its lease holder and the name of its data."""
+        return Attempt.of(image, self.lease_terms)
 
     def _lease_kept(self, attempt: Attempt) -> contextlib.AbstractContextManager:
         """The upload's lease renewed until the block ends (nothing without leases)."""

@@ -78,19 +78,23 @@ class Copier:
         or killed) through `repo`, the caller's repository with its layers."""
         shown = repo.stores.redact(uri)
         LOG.info("image %s: copying its data from %s in the background", image["id"], shown)
+        # the copy's own holder, so that its kill when abandoned (this api stopping) is a
+        # no-op once another upload holds the image (its lease swept, the image retried)
+        attempt = repo.new_attempt(image)
         self._start(
             f"copy of image {image['id']}",
-            lambda: self._run(repo, image, uri, shown, store_scheme),
+            lambda: self._run(repo, image, uri, shown, store_scheme, attempt),
             lambda: repo.kill(
                 image["id"],
                 reason=exceptions.ServiceUnavailable(
                     f"the copy from {shown} was cut short: glance-api stopped"
                 ),
+                held_by=attempt.holder,
             ),
         )
 
     @staticmethod
-    def _run(repo, image: dict, uri: str, shown: str, store_scheme: str | None) -> None:
+    def _run(repo, image: dict, uri: str, shown: str, store_scheme: str | None, attempt) -> None:
         try:
             done = repo.upload(
                 image,
@@ -98,6 +102,7 @@ class Copier:
                 declared_size=image.get("size") or None,
                 declared_checksum=image.get("checksum"),
                 store_scheme=store_scheme,
+                attempt=attempt,
             )
         except exceptions.GlanceLiteError as err:
             LOG.error("image %s: copy from %s failed: %s", image["id"], shown, err)

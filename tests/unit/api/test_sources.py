@@ -9,6 +9,7 @@ import pytest
 
 from glance_lite.api import policy
 from glance_lite.api.sources import Copier
+from tests.helpers import admin_context
 
 FORMATS = {"x-image-meta-disk_format": "raw", "x-image-meta-container_format": "bare"}
 
@@ -110,3 +111,17 @@ def test_a_source_its_store_will_not_open_to_clients_is_a_400_before_anything(
         resp.text
     )
     assert count(api) == before
+
+
+def test_an_abandoned_copy_never_kills_an_image_another_upload_holds(make_api):
+    """The copy's kill when glance-api stops is conditional on the copy's own lease: once
+    its lease was swept and another upload took the image, that upload goes on."""
+    abandoned = []
+    api = make_api(copier=Copier(start=lambda name, fn, abandon: abandoned.append(abandon)))
+    image_id = create(api, "x-glance-api-copy-from", source(api)).json["image"]["id"]
+    other = "other-node#0123456789abcdef"
+    api.registry.update_image(
+        admin_context(), image_id, {"status": "saving"}, from_state="queued", lease=(other, 60)
+    )
+    abandoned[0]()  # this api stops with the copy not done
+    assert api.registry.get_image(admin_context(), image_id)["status"] == "saving"
