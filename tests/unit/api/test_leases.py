@@ -2,6 +2,7 @@
 timer while the bytes stream, gone with the upload; the sweeper kills expired ones
 and removes their partial data."""
 
+import datetime
 import re
 import socket
 import time
@@ -58,17 +59,32 @@ def saving_image(api) -> str:
     return image["id"]
 
 
+class BriskTerms(LeaseTerms):
+    """Terms whose keeper renews every 20 ms: the real timer, a short wait."""
+
+    @property
+    def renew_every(self) -> float:
+        return 0.02
+
+
+def test_a_lease_is_renewed_three_times_per_duration():
+    assert TERMS.renew_every == 20
+
+
 def test_a_keeper_renews_on_its_timer_until_stopped(api, sqlite_database):
     image_id = saving_image(api)
     age(sqlite_database, image_id, 59)
-    terms = LeaseTerms(node_id="unit-node", duration=1)  # a renewal every third of a second
+    expiry = leases(sqlite_database)[image_id][1]
+    terms = BriskTerms(node_id="unit-node", duration=60)
     with LeaseKeeper(api.registry, ALICE, image_id, terms) as keeper:
         deadline = time.monotonic() + 5
         while keeper.renewals < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.005)
     assert keeper.renewals >= 2
+    # renewed for the terms' duration, not for the 20 ms between renewals
+    assert leases(sqlite_database)[image_id][1] - expiry > datetime.timedelta(seconds=50)
     renewals = keeper.renewals
-    time.sleep(0.5)
+    time.sleep(5 * terms.renew_every)
     assert keeper.renewals <= renewals + 1  # at most the one under way when it stopped
 
 
