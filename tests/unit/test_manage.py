@@ -126,10 +126,11 @@ def test_sync_refuses_a_database_that_is_not_glance(in_process, sqlite_conf):
     assert migration.VERSION_TABLE not in sa.inspect(engine).get_table_names()
 
 
-def test_rebuild_listings_renders_stale_and_missing_entries_again(in_process, sqlite_conf):
-    conf, url = sqlite_conf
-    assert in_process(conf, "db", "sync")[0] == 0
-    db = api.Database.from_url(url)
+def test_rebuild_listings_renders_stale_and_missing_entries_again(
+    in_process, tmp_path, migrated_sqlite_url
+):
+    conf = write_config(tmp_path, migrated_sqlite_url)
+    db = api.Database.from_url(migrated_sqlite_url)
     ctx = RequestContext(is_admin=True)
     first = db.image_create(ctx, {"name": "one", "status": "active", "properties": {"a": "1"}})
     second = db.image_create(ctx, {"name": "two", "status": "queued"})

@@ -86,10 +86,8 @@ def test_a_database_without_schema_says_to_run_db_sync(tmp_path):
         db.image_get_all(ALICE, {})
 
 
-def test_sixteen_concurrent_writers_all_succeed(tmp_path):
-    url = f"sqlite:///{tmp_path}/busy.sqlite"
-    db = api.Database.from_url(url, max_pool_size=16, max_overflow=0)
-    migration.upgrade(db.engine)
+def test_sixteen_concurrent_writers_all_succeed(migrated_sqlite_url):
+    db = api.Database.from_url(migrated_sqlite_url, max_pool_size=16, max_overflow=0)
     image = db.image_create(ALICE, {"status": "queued"})
     errors, start = [], threading.Barrier(16)
 
@@ -112,32 +110,30 @@ def test_sixteen_concurrent_writers_all_succeed(tmp_path):
     assert len(db.image_get(ALICE, image["id"])["properties"]) == 16
 
 
-def test_a_writer_waits_for_another_connections_lock_in_python(tmp_path, monkeypatch):
+def test_a_writer_waits_for_another_connections_lock_in_python(migrated_sqlite_url, monkeypatch):
     # SQLite's busy handler would sleep the whole eventlet worker: the server's engine
     # leaves it off and waits with time.sleep, which yields to the other green threads.
-    path = tmp_path / "held.sqlite"
-    db = api.Database.from_url(f"sqlite:///{path}")
-    migration.upgrade(db.engine)
+    db = api.Database.from_url(migrated_sqlite_url)
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
     pauses = []
     real_sleep = time.sleep
     monkeypatch.setattr(session.time, "sleep", lambda s: (pauses.append(s), real_sleep(s)))
+    path = session.parse_url(migrated_sqlite_url).database
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")  # another process writing
-    threading.Timer(0.3, holder.rollback).start()
+    threading.Timer(0.1, holder.rollback).start()
     started = time.monotonic()
     image = db.image_create(ALICE, {"name": "waited"})
-    assert time.monotonic() - started >= 0.25
+    assert time.monotonic() - started >= 0.08
     assert pauses and max(pauses) <= session.LOCK_PAUSE_MAX * 1.5
     assert db.image_get(ALICE, image["id"])["name"] == "waited"
     holder.close()
 
 
-def test_locked_errors_are_retried_then_reported(tmp_path, monkeypatch):
+def test_locked_errors_are_retried_then_reported(migrated_sqlite_url, monkeypatch):
     monkeypatch.setattr(errors, "RETRY_BASE_DELAY", 0.001)
-    db = api.Database.from_url(f"sqlite:///{tmp_path}/locked.sqlite")
-    migration.upgrade(db.engine)
+    db = api.Database.from_url(migrated_sqlite_url)
     monkeypatch.setattr(session, "SQLITE_BUSY_TIMEOUT_MS", 0)
     calls = []
     original = rows.visible_image
