@@ -43,6 +43,7 @@ class Api:
         )
         self.store = MemoryStore(capacity=options.pop("store_capacity", None))
         policy_file = options.pop("policy_file", None)
+        enforcer = options.pop("enforcer", None) or policy.Enforcer(policy_file)
         # loses_answer(request): the registry applies the request, its answer is lost
         loses_answer = options.pop("loses_answer", None)
         adapter = AnswerLosingAdapter(registry, loses_answer) if loses_answer else None
@@ -69,7 +70,7 @@ class Api:
         api = make_app(
             registry=self.registry,
             stores=self.stores,
-            enforcer=policy.Enforcer(policy_file),
+            enforcer=enforcer,
             **settings,
         )
         self.app = trusted(api)

@@ -10,18 +10,24 @@ import pytest
 from glance_lite.api import policy
 from glance_lite.api.protections import PropertyProtections
 from tests import protection_matrix as matrix
+from tests.conftest import migrated_database
+from tests.unit.api.conftest import Api
 
 
-@pytest.fixture(params=["roles", "policies"])
-def api(request, make_api, tmp_path):
+@pytest.fixture(scope="module", params=["roles", "policies"])
+def api(request, tmp_path_factory, sqlite_url, _database_cache):
+    """One api per rule format for the module (each test works on images of its own),
+    with one Enforcer for the policy and the protections, as glance-api has."""
     rule_format = request.param
-    rules = tmp_path / "protections.conf"
+    folder = tmp_path_factory.mktemp(rule_format)
+    rules = folder / "protections.conf"
     rules.write_text(matrix.rules_file(rule_format))
-    policy_file = tmp_path / "policy.json"
+    policy_file = folder / "policy.json"
     policy_file.write_text(matrix.policy_json())
     enforcer = policy.Enforcer(str(policy_file))
     protections = PropertyProtections.from_file(str(rules), rule_format, enforcer)
-    return make_api(protections=protections, policy_file=str(policy_file))
+    database = migrated_database(sqlite_url, _database_cache)
+    return Api(database, protections=protections, enforcer=enforcer)
 
 
 def as_admin(api, method, path, headers=None):
