@@ -81,7 +81,16 @@ def _recording_fadvise(monkeypatch) -> list:
     return asked
 
 
-def test_sendfile_reads_ahead_in_windows_and_stays_within_them(tmp_path, monkeypatch):
+@pytest.fixture
+def small_windows(monkeypatch):
+    """Windows of 256 KiB instead of 8 MiB: the same reading ahead, files 32 times smaller
+    (ReadAhead reads READAHEAD at each call)."""
+    monkeypatch.setattr(sendfile, "READAHEAD", 256 << 10)
+
+
+def test_sendfile_reads_ahead_in_windows_and_stays_within_them(
+    tmp_path, monkeypatch, small_windows
+):
     path = tmp_path / "image"
     _uncached_file(path, 3 * sendfile.READAHEAD + 5)
     asked = _recording_fadvise(monkeypatch)
@@ -96,7 +105,7 @@ def test_sendfile_reads_ahead_in_windows_and_stays_within_them(tmp_path, monkeyp
         assert [offset for offset, _, _ in asked] == [100, 100 + sendfile.READAHEAD]
 
 
-def test_a_window_already_in_the_page_cache_is_not_asked_for(tmp_path, monkeypatch):
+def test_a_window_already_in_the_page_cache_is_not_asked_for(tmp_path, monkeypatch, small_windows):
     path = tmp_path / "image"
     path.write_bytes(b"x" * (2 * sendfile.READAHEAD))
     with open(path, "rb") as f:
