@@ -88,9 +88,7 @@ def small_windows(monkeypatch):
     monkeypatch.setattr(sendfile, "READAHEAD", 256 << 10)
 
 
-def test_sendfile_reads_ahead_in_windows_and_stays_within_them(
-    tmp_path, monkeypatch, small_windows
-):
+def test_sendfile_reads_ahead_in_windows_and_stays_within_them(tmp_path, monkeypatch):
     path = tmp_path / "image"
     _uncached_file(path, 3 * sendfile.READAHEAD + 5)
     asked = _recording_fadvise(monkeypatch)
