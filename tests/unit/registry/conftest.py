@@ -107,9 +107,18 @@ class Registry:
         return Caller(self.trusted_app)
 
 
+@pytest.fixture(scope="session")
+def _registries() -> dict:
+    return {}
+
+
 @pytest.fixture
-def registry(sqlite_database) -> Registry:
-    return Registry(sqlite_database)
+def registry(sqlite_database, _registries) -> Registry:
+    """The registry over the test's emptied database. The app keeps nothing between
+    requests that is not in the database, so one per database serves the session."""
+    if sqlite_database not in _registries:
+        _registries[sqlite_database] = Registry(sqlite_database)
+    return _registries[sqlite_database]
 
 
 @pytest.fixture
