@@ -4,6 +4,7 @@ itself runs against a real one in tests/functional/stores)."""
 import logging
 
 import pytest
+import swiftclient.client
 from oslo_config import cfg
 
 from glance_lite import exceptions
@@ -148,7 +149,13 @@ def test_the_store_needs_an_account():
         swift.from_conf(conf_with())
 
 
-def test_an_unreachable_swift_is_a_start_up_warning_not_a_failure(caplog):
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """swiftclient retries a refused connection after 0.1 s; here at once."""
+    monkeypatch.setattr(swiftclient.client, "sleep", lambda seconds: None)
+
+
+def test_an_unreachable_swift_is_a_start_up_warning_not_a_failure(caplog, no_backoff):
     conf = conf_with(
         swift_store_auth_address=REFUSED,
         swift_store_user="a:u",
@@ -179,7 +186,7 @@ def test_a_missing_client_library_names_the_extra(monkeypatch):
         swift.from_conf(conf_with())
 
 
-def test_data_the_api_cannot_remove_is_logged_without_the_key(caplog):
+def test_data_the_api_cannot_remove_is_logged_without_the_key(caplog, no_backoff):
     gone = Account(REFUSED, "a:u", "topsecret", "1")
     stores = Stores({"swift": swift.SwiftStore({"ref1": gone}, "ref1")}, "swift")
     repo = ImageRepository(None, None, stores)
