@@ -143,9 +143,12 @@ class ImagesController:
         if location or "is_public" in changes:
             # as Glance: the store's access first, then the registry's record
             repo.update_store_acls({**image, **changes}, location)
+        seen = image["status"]
         image = repo.update(image, changes, purge_props=purge, from_state=from_state)
         if body:
-            image = self._upload(req, repo, image, store)
+            # conditional on the status checked above, not on what the update answered:
+            # another upload may have taken the image to saving in between
+            image = self._upload(req, repo, {**image, "status": seen}, store)
             repo.update_store_acls(image)
         elif source and source[0] == COPY_FROM:
             self.copier.copy(repo, image, source[1], store)

@@ -173,3 +173,29 @@ def test_a_stale_upload_cannot_activate_or_kill_an_image_another_upload_holds(ap
         ctx, image_id, {"status": "active", "size": 1}, from_state="saving", held_by="node#new"
     )
     assert done["status"] == "active"
+
+
+def test_an_upload_that_finds_the_image_taken_in_the_meantime_is_409(api, sqlite_database):
+    """Another upload takes the image to saving between this one's checks and its own
+    start (here: while its metadata update runs): this one goes no further."""
+    image_id = api.call("POST", "/images", headers={**HEADERS, "x-image-meta-name": "r"}).json
+    image_id = image_id["image"]["id"]
+    other = "other-node#0123456789abcdef"
+    update = api.registry.update_image
+
+    def racing(context, target, meta, **kw):
+        if "status" not in meta:  # the metadata update that comes before the upload
+            update(
+                admin_context(),
+                target,
+                {"status": "saving"},
+                from_state="queued",
+                lease=(other, 60),
+            )
+        return update(context, target, meta, **kw)
+
+    api.registry.update_image = racing
+    resp = put_data(api, image_id, b"late bytes")
+    assert resp.status_int == 409, resp.text
+    assert api.registry.get_image(admin_context(), image_id)["status"] == "saving"
+    assert leases(sqlite_database)[image_id][0] == other
