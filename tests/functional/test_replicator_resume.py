@@ -58,9 +58,13 @@ class SlowProxy:
         except OSError:
             pass
         finally:
+            # closed, not only shut down: a socket merely shut down keeps its connection
+            # open with a closed window, and the server's send of what was left waits
+            # for it (up to its graceful shutdown timeout when it is stopped)
             for sock in (src, dst):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
     def close(self) -> None:
         self.closed = True
