@@ -234,7 +234,7 @@ class QuotaLayer(Layer):
                 limit, error = remaining, quota_error(None, remaining)
             # checked again by the registry as it activates the image, atomically
             kw["storage_quota"] = (self.context.owner, self.storage_quota)
-        return self.inner.upload(image, limited(chunks, limit, error), **kw)
+        return self.inner.upload(image, Limited(chunks, limit, error), **kw)
 
 
 def quota_error(size: int | None, remaining: int) -> exceptions.LimitExceeded:
@@ -246,18 +246,37 @@ def quota_error(size: int | None, remaining: int) -> exceptions.LimitExceeded:
     return exceptions.LimitExceeded(f"{QUOTA_REFUSAL}{detail}{max(remaining, 0)} bytes remaining.")
 
 
-def limited(chunks: Iterable[bytes], limit: int, error: Exception) -> Iterator[bytes]:
-    """Pass `chunks` through until more than `limit` bytes went by, then raise `error`.
+class Limited:
+    """`chunks` passed through until more than `limit` bytes went by, then `error` raised.
 
-    The chunk that crosses the limit is never passed on, so a store holds at most `limit`
-    bytes of a body that is too large.
+    The bytes that cross the limit are never passed on, so a store holds at most `limit`
+    bytes of a body that is too large. Read by iteration, or with readinto() when
+    `chunks` has one (then into at most limit + 1 bytes of the buffer: enough to tell).
     """
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > limit:
-            raise error
-        yield chunk
+
+    def __init__(self, chunks: Iterable[bytes], limit: int, error: Exception):
+        self._chunks = chunks
+        self._left = limit
+        self._error = error
+        if hasattr(chunks, "readinto"):
+            self.readinto = self._readinto
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self._left -= len(chunk)
+            if self._left < 0:
+                raise self._error
+            yield chunk
+
+    def _readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        if len(view) > self._left + 1:
+            view = view[: self._left + 1]
+        got = self._chunks.readinto(view)
+        self._left -= got
+        if self._left < 0:
+            raise self._error
+        return got
 
 
 _QUOTA = re.compile(r"^(\d+)(B|KB|MB|GB|TB)?$")

@@ -27,7 +27,7 @@ from eventlet import greenio
 from eventlet.hubs import trampoline
 
 from glance_lite import wsgi
-from glance_lite.server import sendfile
+from glance_lite.server import request_body, sendfile
 
 # Header families whose underscore spellings (python-glanceclient's
 # x-image-meta-disk_format) are recovered from eventlet's raw header list.
@@ -356,6 +356,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     def get_environ(self, *args, **kwargs):
         _awaiting.pop(id(self), None)  # the headers are in
         environ = super().get_environ(*args, **kwargs)
+        environ["wsgi.input"].__class__ = request_body.Input  # eventlet's, with readinto()
         body_timeout = self.limits.body_timeout
         if body_timeout is not None and (
             self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length")

@@ -138,7 +138,10 @@ class Store(abc.ABC):
 
         `size` is the size the client declared, if any; the caller checks it against
         the returned size. An exception raised by `chunks` propagates unchanged, after
-        everything written so far has been removed.
+        everything written so far has been removed. `chunks` may also have
+        readinto(buffer) -> int (the bytes put in, 0 at the end; an upload's request body
+        has it): a store that fills buffers of its own may read with that instead of
+        iterating, never both.
         """
 
     @abc.abstractmethod

@@ -18,6 +18,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import itertools
 import logging
 import mmap
 import os
@@ -164,37 +165,22 @@ class FilesystemStore(Store):
     def _write(self, fd: int, chunks: Iterable[bytes], direct: bool) -> tuple[int, str]:
         """Hash, count and write the chunks through BUFFERS page-aligned buffers.
 
-        The chunks are copied into one buffer while the full ones are hashed and written
-        in the background, each in order after the one before (two chains of jobs that
-        release the GIL, on the offload's threads). With `direct` (O_DIRECT) the last
-        write is padded to a whole block and the file cut back to its size. Errors
-        raised by `chunks` itself pass through.
+        One buffer fills (see _filled) while the full ones are hashed and written in the
+        background, each in order after the one before (two chains of jobs that release
+        the GIL, on the offload's threads). With `direct` (O_DIRECT) the last write is
+        padded to a whole block and the file cut back to its size. Errors raised by
+        `chunks` itself pass through.
         """
         md5 = hashlib.md5(usedforsecurity=False)
         buffers = [mmap.mmap(-1, WRITE_BUFFER) for _ in range(BUFFERS)]
-        index = 0
-        filled = 0  # bytes in buffers[index]
         written = 0  # bytes handed to writes already started
         in_flight: collections.deque[tuple] = collections.deque()  # oldest first
         try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    current = buffers[index]
-                    take = min(len(view), WRITE_BUFFER - filled)
-                    current[filled : filled + take] = view[:take]
-                    filled += take
-                    view = view[take:]
-                    if filled == WRITE_BUFFER:
-                        self._start_block(in_flight, fd, md5, current, filled, written, direct)
-                        written += filled
-                        filled = 0
-                        index = (index + 1) % BUFFERS
-                        if len(in_flight) == BUFFERS:  # the next buffer is still in use
-                            _finish(in_flight.popleft())
-            if filled:
-                self._start_block(in_flight, fd, md5, buffers[index], filled, written, direct)
-                written += filled
+            for buf, nbytes in _filled(buffers, chunks):
+                self._start_block(in_flight, fd, md5, buf, nbytes, written, direct)
+                written += nbytes
+                if len(in_flight) == BUFFERS:  # the next buffer is still in use
+                    _finish(in_flight.popleft())
             while in_flight:
                 _finish(in_flight.popleft())
             if direct and written % DIRECT_ALIGN:
@@ -494,6 +480,45 @@ def _create_locked(path: str) -> tuple[int, bool]:
         _remove_quietly(path)
         raise
     return fd, opened_direct
+
+
+def _filled(buffers: list[mmap.mmap], chunks: Iterable[bytes]) -> Iterator[tuple[mmap.mmap, int]]:
+    """`buffers` in turn, each filled from `chunks`, as (buffer, bytes in it): full but
+    for the last. The caller takes each back before the one after it is filled again.
+
+    With readinto (an upload's request body) the bytes go from the socket straight into
+    the buffer; iterated chunks are copied in.
+    """
+    readinto = getattr(chunks, "readinto", None)
+    if readinto is not None:
+        for buf in itertools.cycle(buffers):
+            filled = 0
+            with memoryview(buf) as view:
+                while filled < WRITE_BUFFER:
+                    got = readinto(view[filled:])
+                    if not got:
+                        break
+                    filled += got
+            if filled:
+                yield buf, filled
+            if filled < WRITE_BUFFER:
+                return
+    index = 0
+    filled = 0  # bytes in buffers[index]
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            current = buffers[index]
+            take = min(len(view), WRITE_BUFFER - filled)
+            current[filled : filled + take] = view[:take]
+            filled += take
+            view = view[take:]
+            if filled == WRITE_BUFFER:
+                yield current, filled
+                filled = 0
+                index = (index + 1) % len(buffers)
+    if filled:
+        yield buffers[index], filled
 
 
 def _hash_block(md5, buf: mmap.mmap, nbytes: int) -> None:

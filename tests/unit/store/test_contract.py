@@ -245,3 +245,57 @@ def test_two_images_are_kept_apart(store):
     assert first.location != second.location
     store.delete(first.location)
     assert read_all(store, second.location) == b"two"
+
+
+class Body:
+    """A source with readinto() besides iteration, as an upload's request body is: at
+    most `step` bytes per read (what a socket has at hand), then `failure` raised if
+    given. `ways` tells how a store read it: one way only, the contract says."""
+
+    def __init__(self, data: bytes, step: int, failure: Exception | None = None):
+        self._data = memoryview(data)
+        self._step = step
+        self._failure = failure
+        self.ways: set[str] = set()
+
+    def __iter__(self):
+        self.ways.add("iterated")
+        while chunk := self._take(self._step):
+            yield bytes(chunk)
+
+    def readinto(self, buffer) -> int:
+        self.ways.add("readinto")
+        chunk = self._take(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def _take(self, n: int) -> memoryview:
+        if not self._data and self._failure is not None:
+            raise self._failure
+        chunk = self._data[: min(n, self._step)]
+        self._data = self._data[len(chunk) :]
+        return chunk
+
+
+@pytest.mark.parametrize("size", [0, 1, WRITE_BUFFER, 2 * WRITE_BUFFER + 4097])
+def test_a_body_with_readinto_is_stored_whole_read_one_way(store, size):
+    data = pattern(size, seed=11)
+    source = Body(data, 65_521)
+    result = store.add(IMAGE_ID, source, size)
+    assert (result.size, result.checksum) == (
+        size,
+        hashlib.md5(data, usedforsecurity=False).hexdigest(),
+    )
+    assert read_all(store, result.location) == data
+    assert len(source.ways) == 1
+    if isinstance(store, FilesystemStore):  # which receives into its write buffers
+        assert source.ways == {"readinto"}
+
+
+@pytest.mark.parametrize("good_bytes", [0, 10, WRITE_BUFFER + 17])
+def test_a_body_failing_midway_propagates_and_leaves_nothing_behind(backend, good_bytes):
+    failure = ClientGone("client went away")
+    with pytest.raises(ClientGone) as caught:
+        backend.store.add(IMAGE_ID, Body(pattern(good_bytes), 65_521, failure), None)
+    assert caught.value is failure
+    assert backend.leftovers() == []
