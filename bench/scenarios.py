@@ -296,7 +296,17 @@ def parallel(s: Session) -> None:
             raise RuntimeError(f"nginx failed {run.errors(size)} of the parallel downloads")
         _add_parallel(s, "nginx_par", run, size)
 
-    steps = {"glance-api": glance, "nginx": nginx} if s.nginx else {"glance-api": glance}
+    def chain() -> None:
+        run = parallel_downloads(
+            f"{s.noop.front.url}/files/{image_id}", p.parallel_clients, s.gate_dir
+        )
+        if run.errors(size):
+            raise RuntimeError(f"the no-op chain failed {run.errors(size)} parallel downloads")
+        _add_parallel(s, "noop_par", run, size)
+
+    steps = {"glance-api": glance, "no-op chain": chain}
+    if s.nginx:
+        steps["nginx"] = nginx
     for r in range(p.repeats_small):
         s.in_random_order(f"{tag}, repeat {r + 1}", steps)
     s.delete_image(image_id)
@@ -318,6 +328,16 @@ def _parallel_figures(s: Session, tag: str) -> None:
     s.figure("par_p50", f"{tag}: p50 latency", "ms", ceiling="nginx_par_p50", group="parallel")
     s.figure("par_p99", f"{tag}: p99 latency", "ms", ceiling="nginx_par_p99", group="parallel")
     s.figure("par_errors", f"{tag}: errors", "count", target=NO_ERRORS, group="parallel")
+    # the floor: each download behind one forwarded call on this server stack
+    s.figure(
+        "noop_par_tput",
+        f"floor: the no-op chain, {tag} (one forwarded call, then sendfile, each): total",
+        "MiB/s",
+        ceiling="nginx_par_tput",
+        group="parallel",
+    )
+    s.figure("noop_par_p50", f"floor: the no-op chain, {tag}: p50 latency", "ms", group="parallel")
+    s.figure("noop_par_p99", f"floor: the no-op chain, {tag}: p99 latency", "ms", group="parallel")
 
 
 def _add_parallel(s: Session, prefix: str, run, size: int) -> None:
