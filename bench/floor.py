@@ -13,6 +13,12 @@ validation or property handling; the answer is built with one json.dumps.
 So the chain with this backend is the floor of glance-lite's metadata calls on this
 stack: the two hops every call takes plus the database work no registry can skip. What
 glance-api and glance-registry take beyond it is their own code.
+
+With --framed (the stack floor), both servers of that chain also do what any webob and
+routes application does at the least, as the shape of glance-lite has it: the front
+behind glance-api's route table, the backend behind glance-registry's, each dispatched
+by glance-lite's Router (one webob Request, one routes match, one webob Response); no
+pipeline filter, context, policy, validation or serialization of glance-lite's.
 """
 
 import datetime
@@ -20,7 +26,9 @@ import json
 import uuid
 from collections.abc import Callable, Iterable
 
+from glance_lite.api import router as api_router
 from glance_lite.db.session import create_engine, wait_for_lock
+from glance_lite.registry import router as registry_router
 
 SHOW = (
     "SELECT id, name, disk_format, container_format, size, virtual_size, status, visibility, "
@@ -137,3 +145,36 @@ def _limit(query: str) -> int:
         if name == "limit" and value.isdigit():
             return int(value)
     return DEFAULT_LIMIT
+
+
+class _Passthrough:
+    """Every action of a router's controllers: the request, as it stands, to `app`."""
+
+    def __init__(self, app: Callable):
+        self._app = app
+
+    def __getattr__(self, action: str) -> Callable:
+        return lambda req, **_: req.get_response(self._app)
+
+
+def framed_front(front: Callable) -> Callable:
+    """`front` behind glance-api's route table under /v1, as the api's URL map mounts it
+    (the bench's health check, `/`, goes straight through)."""
+    through = _Passthrough(front)
+    router = api_router.make_router(through, through)
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/v1/"):
+            return front(environ, start_response)
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/v1"
+        environ["PATH_INFO"] = path.removeprefix("/v1")
+        return router(environ, start_response)
+
+    return app
+
+
+def framed_backend(backend: Callable) -> Callable:
+    """`backend` behind glance-registry's route table."""
+    through = _Passthrough(backend)
+    return registry_router.make_router(through, through, through, through)

@@ -3,6 +3,7 @@
     python -m bench.noop --config-file C --port-file P --role backend
     python -m bench.noop --config-file C --port-file P --role front --backend-url URL
     python -m bench.noop --config-file C --port-file P --role floor --floor-database URL
+    (--framed on the front and the floor: the stack floor, see bench/floor.py)
 
 The front forwards each request as one HTTP call with glance-api's own sending code
 (glance_lite.registry.client.send: a prepared request straight to the pooled session's
@@ -28,7 +29,7 @@ green.monkey_patch()  # before anything else imports sockets or threads, as glan
 
 from oslo_config import cfg
 
-from bench.floor import DatabaseFloor
+from bench.floor import DatabaseFloor, framed_backend, framed_front
 from glance_lite import config, log, offload, opts
 from glance_lite.registry.client import pooled_session, send
 from glance_lite.server import workers
@@ -129,6 +130,10 @@ def _drain(environ: dict) -> None:
         environ["wsgi.input"].read(length)
 
 
+def _as_is(app: Callable) -> Callable:
+    return app
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     opts.register_registry_opts(conf)  # the server options, as both services have them
     conf.register_cli_opts(
@@ -138,6 +143,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
             cfg.StrOpt("list-payload", dest="list_payload"),
             cfg.StrOpt("floor-database", dest="floor_database", help="the floor's database URL"),
             cfg.StrOpt("file-root", dest="file_root"),
+            cfg.BoolOpt("framed", default=False, help="webob and routes on each side"),
         ]
     )
 
@@ -149,9 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     log.setup(conf, f"noop-{conf.role}")
     if conf.role == "front":
         root = Path(conf.file_root) if conf.file_root else None
-        load_app = lambda: Front(conf.backend_url, root)  # noqa: E731 - built in each worker
+        frame = framed_front if conf.framed else _as_is
+        load_app = lambda: frame(Front(conf.backend_url, root))  # noqa: E731 - in each worker
     elif conf.role == "floor":
-        load_app = lambda: DatabaseFloor(conf.floor_database)  # noqa: E731
+        frame = framed_backend if conf.framed else _as_is
+        load_app = lambda: frame(DatabaseFloor(conf.floor_database))  # noqa: E731
     else:
         load_app = lambda: Backend(Path(conf.list_payload))  # noqa: E731
     workers.Service(f"noop-{conf.role}", conf, load_app, 0).serve()

@@ -186,7 +186,7 @@ def run(
     nginx_bin, nginx_note = nginx_mod.find_or_install()
     postgres = PostgreSQL(workdir) if db == "postgresql" else None
     stop_later: list = []
-    for name in ("glance", "noop", "bare", "floor"):
+    for name in ("glance", "noop", "bare", "floor", "stack-floor"):
         (workdir / name).mkdir()
     try:
         db_url = postgres.start().url if postgres else None
@@ -217,6 +217,8 @@ def run(
         if not postgres and "metadata" in parts:
             s.floor = database_floor(workdir / "floor", workers, payload)
             stop_later.append(s.floor)
+            s.stack_floor = database_floor(workdir / "stack-floor", workers, payload, framed=True)
+            stop_later.append(s.stack_floor)
         if caching_api:
             s.caching_api, s.cache_dir = caching_api, workdir / "glance" / "image-cache"
         if not nginx:

@@ -405,30 +405,34 @@ def _metadata_figures(s: Session) -> None:
         "head_p99", "HEAD /v1/images/<id> p99", "ms", ceiling="noop_head_p99", group="metadata"
     )
     s.figure("meta_errors", "metadata calls failed", "count", target=NO_ERRORS, group="metadata")
-    if s.floor:
-        _floor_figures(s)
+    for key, _ in s.floors().values():
+        _floor_figures(s, key, FLOORS[key])
 
 
-FLOOR = "floor: the chain with the registry's SQL in its backend (bench/floor.py)"
+FLOORS = {
+    "floor": "floor: the chain with the registry's SQL in its backend (bench/floor.py)",
+    "stack_floor": "floor: the same chain behind webob and routes on both sides (--framed)",
+}
 
 
-def _floor_figures(s: Session) -> None:
-    """The database floor against the no-op chain: what the database work alone costs."""
+def _floor_figures(s: Session, key: str, label: str) -> None:
+    """A floor against the no-op chain: what the database work alone costs, and with it
+    the least that the stack's frameworks do."""
     p = s.profile
-    for key, clients in (("create_seq", 1), ("create_conc", p.create_clients)):
+    for name, clients in (("create_seq", 1), ("create_conc", p.create_clients)):
         how = "sequential" if clients == 1 else f"{clients} clients"
         s.figure(
-            f"floor_{key}",
-            f"{FLOOR}, creates, {how}",
+            f"{key}_{name}",
+            f"{label}, creates, {how}",
             "req/s",
-            ceiling=f"noop_{key}",
+            ceiling=f"noop_{name}",
             group="floor",
         )
-    s.figure("floor_list", f"{FLOOR}, list, median", "ms", ceiling="noop_list", group="floor")
+    s.figure(f"{key}_list", f"{label}, list, median", "ms", ceiling="noop_list", group="floor")
     for pct in ("p50", "p99"):
         s.figure(
-            f"floor_head_{pct}",
-            f"{FLOOR}, HEAD {pct}",
+            f"{key}_head_{pct}",
+            f"{label}, HEAD {pct}",
             "ms",
             ceiling=f"noop_head_{pct}",
             group="floor",
@@ -446,8 +450,8 @@ def _warm_up_creates(s: Session) -> None:
     for image in listed["images"]:
         if image["name"].startswith("warm-up-"):
             s.delete_image(image["id"])
-    if s.floor:  # which takes no DELETE: its warm-up rows go behind its back
-        with contextlib.closing(sqlite3.connect(s.floor.database.removeprefix("sqlite:///"))) as db:
+    for _, chain in s.floors().values():  # which take no DELETE: rows go behind their back
+        with contextlib.closing(sqlite3.connect(chain.database.removeprefix("sqlite:///"))) as db:
             db.execute("DELETE FROM images")
             db.commit()
 
@@ -457,7 +461,7 @@ def _warm_up(s: Session, job: dict, urls: list[str] | None = None) -> None:
     every worker gets some): after minutes of idling through the transfers, the first
     calls of each process paid for it in the first timed round."""
     if urls is None:
-        urls = [s.api_url, s.noop.front.url] + ([s.floor.front.url] if s.floor else [])
+        urls = [s.api_url, s.noop.front.url] + [c.front.url for _, c in s.floors().values()]
     for url in urls:
         warm = run_clients(s.gate_dir, 2, WARM_UP_CALLS, {**job, "url": url}, prefix="warm-up")
         if warm.errors:
@@ -479,14 +483,13 @@ def _creates(s: Session, r: int, clients: int, key: str) -> None:
         s.add(f"noop_{key}", noop.rate)
 
     steps = {"glance-api": glance, "no-op chain": chain}
-    if s.floor:
-        floor_url = s.floor.front.url
+    for name, (prefix, floor) in s.floors().items():
 
-        def floor() -> None:
-            run = _noop_run(s, clients, p.creates, {"op": "create", "url": floor_url})
-            s.add(f"floor_{key}", run.rate)
+        def floor_creates(prefix: str = prefix, url: str = floor.front.url) -> None:
+            run = _noop_run(s, clients, p.creates, {"op": "create", "url": url})
+            s.add(f"{prefix}_{key}", run.rate)
 
-        steps["database floor"] = floor
+        steps[name] = floor_creates
     s.in_random_order(f"creates, {clients} client(s), repeat {r + 1}", steps)
 
 
@@ -527,19 +530,18 @@ def _list_and_head(s: Session) -> None:
 
     lists = {"glance-api": glance_list, "no-op chain": chain_list}
     heads = {"glance-api": glance_head, "no-op chain": chain_head}
-    if s.floor:
-        floor_list, floor_head = _floor_list_and_head(s, list_path)
-        lists["database floor"] = floor_list
-        heads["database floor"] = floor_head
+    for name, (prefix, floor) in s.floors().items():
+        lists[name], heads[name] = _floor_list_and_head(s, list_path, prefix, floor.front.url)
     for r in range(p.repeats_small):
         s.in_random_order(f"list, repeat {r + 1}", lists)
         s.in_random_order(f"HEAD, repeat {r + 1}", heads)
 
 
-def _floor_list_and_head(s: Session, list_path: str) -> tuple[Callable, Callable]:
-    """The floor's list and HEAD steps, on its own database (its first listed image)."""
+def _floor_list_and_head(
+    s: Session, list_path: str, prefix: str, url: str
+) -> tuple[Callable, Callable]:
+    """A floor's list and HEAD steps, on its own database (its first listed image)."""
     p = s.profile
-    url = s.floor.front.url
     images = requests.get(url + list_path, timeout=120).json()["images"]
     if len(images) != min(p.list_limit, p.creates):
         raise RuntimeError(f"the floor's list holds {len(images)} images, not {p.creates}")
@@ -549,12 +551,12 @@ def _floor_list_and_head(s: Session, list_path: str) -> tuple[Callable, Callable
 
     def floor_list() -> None:
         run = _noop_run(s, 1, p.list_calls, _job("list", url, list_path))
-        s.add("floor_list", median(run.latencies) * 1000)
+        s.add(f"{prefix}_list", median(run.latencies) * 1000)
 
     def floor_head() -> None:
         run = _noop_run(s, 1, p.head_calls, _job("head", url, head_path))
-        s.add("floor_head_p50", percentile(run.latencies, 50) * 1000)
-        s.add("floor_head_p99", percentile(run.latencies, 99) * 1000)
+        s.add(f"{prefix}_head_p50", percentile(run.latencies, 50) * 1000)
+        s.add(f"{prefix}_head_p99", percentile(run.latencies, 99) * 1000)
 
     return floor_list, floor_head
 

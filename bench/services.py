@@ -314,6 +314,7 @@ class NoopChain:
         list_payload: Path,
         file_root: Path | None = None,
         database: str | None = None,
+        framed: bool = False,
     ):
         self.workdir = workdir
         self.workers = workers
@@ -321,15 +322,17 @@ class NoopChain:
         self.file_root = file_root  # the front's GET /files/<name> serves these files
         # with a database URL, the backend is the database floor (bench/floor.py)
         self.database = database
-        self.name = "floor" if database else "noop"
+        self.framed = framed  # both servers behind webob and routes (the stack floor)
+        self.name = ("stack-floor" if framed else "floor") if database else "noop"
         self.backend: ServerProcess | None = None
         self.front: ServerProcess | None = None
 
     def start(self) -> "NoopChain":
         role = ["--role", "floor", "--floor-database", self.database] if self.database else []
-        backend = self._server(f"{self.name}-backend", role or ["--role", "backend"])
+        framed = ["--framed"] if self.framed else []
+        backend = self._server(f"{self.name}-backend", (role or ["--role", "backend"]) + framed)
         self.backend = backend.start(self.workers)
-        front = ["--role", "front", "--backend-url", self.backend.url]
+        front = ["--role", "front", "--backend-url", self.backend.url, *framed]
         if self.file_root:
             front += ["--file-root", str(self.file_root)]
         self.front = self._server(f"{self.name}-front", front).start(self.workers)
@@ -357,14 +360,16 @@ class NoopChain:
         return ServerProcess(name, argv, self.workdir, "/")
 
 
-def database_floor(workdir: Path, workers: int, list_payload: Path) -> NoopChain:
+def database_floor(
+    workdir: Path, workers: int, list_payload: Path, framed: bool = False
+) -> NoopChain:
     """The no-op chain with the database floor for its backend (bench/floor.py), started,
     on a database of its own (the registry's schema, by glance-manage db_sync) that its
-    creates fill as glance-lite's creates fill glance-lite's."""
+    creates fill as glance-lite's creates fill glance-lite's; `framed`: the stack floor."""
     url = f"sqlite:///{workdir / 'floor.sqlite'}"
     conf = write_conf(workdir / "manage.conf", {"database": {"connection": url}})
     _run([str(BIN / "glance-manage"), "--config-file", str(conf), "db_sync"])
-    return NoopChain(workdir, workers, list_payload, database=url).start()
+    return NoopChain(workdir, workers, list_payload, database=url, framed=framed).start()
 
 
 def _conf_args(files: list[Path]) -> list[str]:

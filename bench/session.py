@@ -30,6 +30,8 @@ class Session:
     # the no-op chain whose backend does the registry's database work (bench/floor.py);
     # None where it is not measured (a database other than SQLite)
     floor: NoopChain | None = None
+    # the same, both its servers behind webob and routes (bench/floor.py --framed)
+    stack_floor: NoopChain | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
     memory: list[dict] = field(default_factory=list)  # one record per watched operation
     notes: list[str] = field(default_factory=list)
@@ -43,6 +45,14 @@ class Session:
     caching_api: ServerProcess | None = None
     cache_dir: Path | None = None
     rng: random.Random = field(init=False)
+
+    def floors(self) -> dict[str, tuple[str, NoopChain]]:
+        """The floors measured in this session: name -> (figure key prefix, chain)."""
+        found = {
+            "database floor": ("floor", self.floor),
+            "stack floor": ("stack_floor", self.stack_floor),
+        }
+        return {name: (key, chain) for name, (key, chain) in found.items() if chain}
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
