@@ -1,14 +1,17 @@
-"""The database floor: the no-op chain's backend replaced by the least a registry on SQLite
-can do for each metadata call.
+"""The database floor: the no-op chain's backend replaced by the least a registry on its
+database can do for each metadata call.
 
     python -m bench.noop --config-file C --port-file P --role floor --floor-database URL
 
 It serves the no-op front's calls (`GET /v1/images/<id>`, `GET /v1/images/detail?...`,
 `POST /v1/images`) on the registry's own database schema with the very statements that
-glance-registry sends (found by tracing them), through the standard library's sqlite3 on
-a connection set up as the registry's (glance_lite.db.session: WAL, synchronous=NORMAL,
-the write lock waited for in green sleeps). No paste pipeline, routes, webob, context,
-validation or property handling; the answer is built with one json.dumps.
+glance-registry sends (found by tracing them): on SQLite through the standard library's
+sqlite3 on a connection set up as the registry's (glance_lite.db.session: WAL,
+synchronous=NORMAL, the write lock waited for in green sleeps); on PostgreSQL through
+psycopg on connections opened as the registry opens its own, kept per worker (as many
+as calls at once, as its pool), with no ping before each use. No paste pipeline, routes,
+webob, context, validation or property handling; the answer is built with one
+json.dumps.
 
 So the chain with this backend is the floor of glance-lite's metadata calls on this
 stack: the two hops every call takes plus the database work no registry can skip. What
@@ -21,10 +24,11 @@ by glance-lite's Router (one webob Request, one routes match, one webob Response
 pipeline filter, context, policy, validation or serialization of glance-lite's.
 """
 
+import contextlib
 import datetime
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from glance_lite.api import router as api_router
 from glance_lite.db.session import create_engine, wait_for_lock
@@ -53,16 +57,30 @@ CREATE = (
     "VALUES (?, ?, 'raw', 'bare', NULL, NULL, 'queued', 'public', NULL, 0, 0, NULL, 0, ?, "
     "?, ?, NULL, 0)"
 )
+# the same on PostgreSQL (booleans for booleans, the listing joined here)
+SHOW_PG = tuple(statement.replace("?", "%s") for statement in SHOW)
+LIST_PG = (
+    "SELECT convert_to(listing_doc, 'UTF8') FROM images WHERE deleted = false AND "
+    "(status NOT IN ('killed', 'deleted', 'pending_delete')) AND visibility = 'public' "
+    "ORDER BY created_at DESC, id DESC LIMIT %s"
+)
+CREATE_PG = (
+    CREATE.replace("?", "%s")
+    .replace("'public', NULL, 0, 0, NULL, 0,", "'public', NULL, 0, 0, NULL, false,")
+    .replace("NULL, 0)", "NULL, false)")
+)
 DEFAULT_LIMIT = 25
 
 
 class DatabaseFloor:
     def __init__(self, url: str):
         engine = create_engine(url, busy_wait_in_sqlite=False)
-        if engine.dialect.name != "sqlite":
-            raise SystemExit("the database floor runs on SQLite only")
-        # one connection for the worker, set up by the registry's own connect hook
-        self.conn = engine.raw_connection().driver_connection
+        if engine.dialect.name == "sqlite":
+            self.db: _Sqlite | _Postgres = _Sqlite(engine)
+        elif engine.dialect.name == "postgresql":
+            self.db = _Postgres(engine)
+        else:
+            raise SystemExit("the database floor runs on SQLite and PostgreSQL")
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -71,7 +89,8 @@ class DatabaseFloor:
         elif environ["REQUEST_METHOD"] == "POST":
             status, body = "201 Created", self.create()
         elif path.endswith("/detail"):
-            status, body = "200 OK", self.listing(_limit(environ.get("QUERY_STRING", "")))
+            joined = self.db.listing(_limit(environ.get("QUERY_STRING", "")))
+            status, body = "200 OK", b'{"images": [' + joined + b"]}"
         else:
             status, body = self.show(path.rsplit("/", 1)[-1])
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
@@ -79,29 +98,16 @@ class DatabaseFloor:
         return [body]
 
     def show(self, image_id: str) -> tuple[str, bytes]:
-        cur = self.conn.cursor()
-        cur.execute("BEGIN")
-        try:
-            row = cur.execute(SHOW[0], (image_id,)).fetchone()
-            properties = cur.execute(SHOW[1], (image_id,)).fetchall()
-            locations = cur.execute(SHOW[2], (image_id,)).fetchall()
-        finally:
-            cur.execute("COMMIT")
+        row, properties, locations = self.db.show(image_id)
         if row is None:
             return "404 Not Found", b"{}"
         image = dict(zip(SHOW_COLUMNS, row, strict=True))
+        for key in ("created_at", "updated_at", "deleted_at"):
+            if isinstance(image[key], datetime.datetime):
+                image[key] = image[key].isoformat()
         image["properties"] = {name: value for _, name, value, deleted in properties if not deleted}
         image["location_data"] = [{"url": loc[2], "metadata": loc[3]} for loc in locations]
         return "200 OK", json.dumps({"image": image}).encode()
-
-    def listing(self, limit: int) -> bytes:
-        cur = self.conn.cursor()
-        cur.execute("BEGIN")
-        try:
-            (joined,) = cur.execute(LIST, (limit,)).fetchone()
-        finally:
-            cur.execute("COMMIT")
-        return b'{"images": [' + (joined or b"") + b"]}"
 
     def create(self) -> bytes:
         now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -126,17 +132,81 @@ class DatabaseFloor:
             "deleted": False,
             "properties": {},
         }
-        document = json.dumps(image)
+        self.db.insert(image["id"], image["name"], json.dumps(image), now)
+        return json.dumps({"image": image}).encode()
+
+
+class _Sqlite:
+    def __init__(self, engine):
+        # one connection for the worker, set up by the registry's own connect hook
+        self.conn = engine.raw_connection().driver_connection
+
+    def show(self, image_id: str) -> tuple:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            row = cur.execute(SHOW[0], (image_id,)).fetchone()
+            properties = cur.execute(SHOW[1], (image_id,)).fetchall()
+            locations = cur.execute(SHOW[2], (image_id,)).fetchall()
+        finally:
+            cur.execute("COMMIT")
+        return row, properties, locations
+
+    def listing(self, limit: int) -> bytes:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            (joined,) = cur.execute(LIST, (limit,)).fetchone()
+        finally:
+            cur.execute("COMMIT")
+        return joined or b""
+
+    def insert(self, image_id: str, name: str, document: str, now: datetime.datetime) -> None:
         stored = now.isoformat(sep=" ", timespec="microseconds")
         cur = self.conn.cursor()
         wait_for_lock(lambda: cur.execute("BEGIN IMMEDIATE"))
         try:
-            cur.execute(CREATE, (image["id"], image["name"], document, stored, stored))
+            cur.execute(CREATE, (image_id, name, document, stored, stored))
         except BaseException:
             cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")
-        return json.dumps({"image": image}).encode()
+
+
+class _Postgres:
+    def __init__(self, engine):
+        self.engine = engine
+        self.free: list = []  # idle connections of this worker (proxies kept: never pooled back)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator:
+        proxy = self.free.pop() if self.free else self.engine.raw_connection()
+        conn = proxy.driver_connection
+        try:
+            with conn.cursor() as cur:
+                yield cur
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            self.free.append(proxy)
+
+    def show(self, image_id: str) -> tuple:
+        with self.transaction() as cur:
+            row = cur.execute(SHOW_PG[0], (image_id,)).fetchone()
+            properties = cur.execute(SHOW_PG[1], (image_id,)).fetchall()
+            locations = cur.execute(SHOW_PG[2], (image_id,)).fetchall()
+        return row, properties, locations
+
+    def listing(self, limit: int) -> bytes:
+        with self.transaction() as cur:
+            documents = [bytes(doc) for (doc,) in cur.execute(LIST_PG, (limit,))]
+        return b", ".join(documents)
+
+    def insert(self, image_id: str, name: str, document: str, now: datetime.datetime) -> None:
+        with self.transaction() as cur:
+            cur.execute(CREATE_PG, (image_id, name, document, now, now))
 
 
 def _limit(query: str) -> int:

@@ -186,7 +186,7 @@ def run(
     nginx_bin, nginx_note = nginx_mod.find_or_install()
     postgres = PostgreSQL(workdir) if db == "postgresql" else None
     stop_later: list = []
-    for name in ("glance", "noop", "bare", "floor", "stack-floor"):
+    for name in ("glance", "noop", "bare", "floor", "stack_floor"):
         (workdir / name).mkdir()
     try:
         db_url = postgres.start().url if postgres else None
@@ -214,11 +214,12 @@ def run(
             except RuntimeError as err:
                 nginx, nginx_note = None, str(err)
         s = Session(profile, workdir, glance, noop, nginx, bare, seed, db)
-        if not postgres and "metadata" in parts:
-            s.floor = database_floor(workdir / "floor", workers, payload)
-            stop_later.append(s.floor)
-            s.stack_floor = database_floor(workdir / "stack-floor", workers, payload, framed=True)
-            stop_later.append(s.stack_floor)
+        if "metadata" in parts:
+            for name, framed in (("floor", False), ("stack_floor", True)):
+                url = postgres.create_database(name) if postgres else None
+                floor = database_floor(workdir / name, workers, payload, framed, url)
+                stop_later.append(floor)
+                setattr(s, name, floor)
         if caching_api:
             s.caching_api, s.cache_dir = caching_api, workdir / "glance" / "image-cache"
         if not nginx:
@@ -251,6 +252,7 @@ def one_worker_each(s: Session, postgres: PostgreSQL, stop_later: list) -> None:
     stop_later.append(noop)
     noop.start()
     s.glance, s.noop = glance, noop
+    s.floor = s.stack_floor = None  # measured with the shipped workers only
     s.variant, s.variant_label = "_one_worker", " (PostgreSQL, 1 worker per service)"
     s.say("metadata, one worker per service")
     scenarios.idle_memory(s, "after start")

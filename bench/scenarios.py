@@ -1,8 +1,6 @@
 """The measured scenarios. Each glance figure is taken right next to its ceiling, repeat by
 repeat, so that a slow moment of a noisy machine hits both and the ratio holds."""
 
-import contextlib
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from bench import ceilings
 from bench.memory import status_kib
 from bench.metadata import ClientsRun, run_clients
 from bench.profiles import MIB
+from bench.services import empty_images
 from bench.session import Session
 from bench.stats import Target, median, percentile
 from bench.transfers import Transfer, download, parallel_downloads, upload, uploaded_image
@@ -451,9 +450,7 @@ def _warm_up_creates(s: Session) -> None:
         if image["name"].startswith("warm-up-"):
             s.delete_image(image["id"])
     for _, chain in s.floors().values():  # which take no DELETE: rows go behind their back
-        with contextlib.closing(sqlite3.connect(chain.database.removeprefix("sqlite:///"))) as db:
-            db.execute("DELETE FROM images")
-            db.commit()
+        empty_images(chain.database)
 
 
 def _warm_up(s: Session, job: dict, urls: list[str] | None = None) -> None:

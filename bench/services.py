@@ -361,15 +361,26 @@ class NoopChain:
 
 
 def database_floor(
-    workdir: Path, workers: int, list_payload: Path, framed: bool = False
+    workdir: Path, workers: int, list_payload: Path, framed: bool = False, url: str | None = None
 ) -> NoopChain:
     """The no-op chain with the database floor for its backend (bench/floor.py), started,
-    on a database of its own (the registry's schema, by glance-manage db_sync) that its
-    creates fill as glance-lite's creates fill glance-lite's; `framed`: the stack floor."""
-    url = f"sqlite:///{workdir / 'floor.sqlite'}"
+    on a database of its own (the registry's schema, by glance-manage db_sync: an SQLite
+    file in `workdir`, or the empty database `url`) that its creates fill as
+    glance-lite's creates fill glance-lite's; `framed`: the stack floor."""
+    url = url or f"sqlite:///{workdir / 'floor.sqlite'}"
     conf = write_conf(workdir / "manage.conf", {"database": {"connection": url}})
     _run([str(BIN / "glance-manage"), "--config-file", str(conf), "db_sync"])
     return NoopChain(workdir, workers, list_payload, database=url, framed=framed).start()
+
+
+def empty_images(url: str) -> None:
+    """Remove every image row of the database at `url` (a floor's, which takes no DELETE)."""
+    engine = session.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM images")
+    finally:
+        engine.dispose()
 
 
 def _conf_args(files: list[Path]) -> list[str]:
