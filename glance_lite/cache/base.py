@@ -111,6 +111,11 @@ class CacheDriver(abc.ABC):
     def is_being_cached(self, image_id: str) -> bool:
         return valid_id(image_id) and os.path.exists(self.path(image_id, INCOMPLETE))
 
+    def drop_incomplete(self, image_id: str) -> bool:
+        """Remove the file a fill of the image is writing, if there is one (whatever
+        process writes it): True when one was removed."""
+        return valid_id(image_id) and _remove(self.path(image_id, INCOMPLETE))
+
     def is_queued(self, image_id: str) -> bool:
         return valid_id(image_id) and os.path.exists(self.path(image_id, QUEUE))
 

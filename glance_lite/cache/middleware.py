@@ -73,7 +73,12 @@ class ImageCache:
         return Tee(chunks, fill, size, image.get("checksum"), self.offload), size
 
     def drop(self, image_id: str) -> None:
-        """Forget the cached copy of an image, if there is one."""
+        """Forget the cached copy of an image, if there is one, and the copy a fill (of
+        any process) may still be writing: its publication then finds no file and the
+        fill ends as abandoned. The incomplete file goes first, so that a fill
+        published meanwhile is caught by the removal of the cached copy."""
+        if self.driver.drop_incomplete(image_id):
+            LOG.info("Image %s: the cache fill under way was dropped", image_id)
         if self.driver.is_cached(image_id):
             try:
                 self.driver.delete_cached_image(image_id, missing_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from glance_lite.cache.base import NotCached
-from glance_lite.cache.middleware import FileTee, Tee
+from glance_lite.cache.middleware import FileTee, ImageCache, Tee
 from glance_lite.cache.sqlite import SqliteDriver
 from glance_lite.cache.xattr import XattrDriver
 from glance_lite.store.filesystem import _FileChunks
@@ -207,3 +207,27 @@ def test_an_entry_lookup_leaves_no_lock_on_the_sqlite_index(tmp_path):
     finally:
         other.close()
     assert driver.entry("e1").hits == 7  # and the kept connection sees the write
+
+
+@pytest.mark.parametrize("how", ["streamed", "kernel copy"])
+def test_an_image_dropped_while_its_fill_runs_is_never_published(driver, tmp_path, how):
+    """A DELETE (or a data change) that drops an image from the cache while a download
+    still fills it: the fill must not publish the image afterwards."""
+    data = os.urandom(300_000)
+    checksum = hashlib.md5(data).hexdigest()
+    cache = ImageCache(driver)
+    if how == "streamed":
+        tee = Tee(iter([data[:100], data[100:]]), driver.open_fill("d1"), len(data), checksum)
+        chunks = iter(tee)
+        first = next(chunks)
+        cache.drop("d1")
+        assert first + b"".join(chunks) == data  # the client still gets all of it
+        tee.close()
+    else:
+        tee = file_tee(driver, tmp_path, "d1", data)
+        assert send_all_but_close(tee) == data
+        cache.drop("d1")
+        tee.close()
+    assert not driver.is_cached("d1")
+    assert nothing_incomplete(driver)
+    assert driver.entry("d1") is None
