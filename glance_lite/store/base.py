@@ -12,11 +12,24 @@ import abc
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from glance_lite import exceptions
 
 LOG = logging.getLogger(__name__)
+
+
+def read_full(readinto: Callable[[memoryview], int], buffer) -> int:
+    """Fill `buffer` with a source's readinto() (see Store.add) until it is full or the
+    source ends: how many bytes it now holds."""
+    filled = 0
+    with memoryview(buffer) as view:
+        while filled < len(view):
+            got = readinto(view[filled:])
+            if not got:
+                break
+            filled += got
+    return filled
 
 
 class StoreNotFound(exceptions.NotFound):

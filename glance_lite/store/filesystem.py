@@ -41,6 +41,7 @@ from glance_lite.store.base import (
     StorageWriteDenied,
     Store,
     StoreNotFound,
+    read_full,
 )
 
 LOG = logging.getLogger(__name__)
@@ -492,13 +493,7 @@ def _filled(buffers: list[mmap.mmap], chunks: Iterable[bytes]) -> Iterator[tuple
     readinto = getattr(chunks, "readinto", None)
     if readinto is not None:
         for buf in itertools.cycle(buffers):
-            filled = 0
-            with memoryview(buf) as view:
-                while filled < WRITE_BUFFER:
-                    got = readinto(view[filled:])
-                    if not got:
-                        break
-                    filled += got
+            filled = read_full(readinto, buf)
             if filled:
                 yield buf, filled
             if filled < WRITE_BUFFER:

@@ -29,7 +29,7 @@ import io
 import logging
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from oslo_config import cfg
 
@@ -44,6 +44,7 @@ from glance_lite.store.base import (
     RemoteChunks,
     Store,
     StoreNotFound,
+    read_full,
 )
 
 try:  # the extra glance-lite[s3]; from_conf says so when it is missing
@@ -283,21 +284,22 @@ class S3Store(Store):
         with self._errors(loc):
             upload_id = client.create_multipart_upload(Bucket=loc.bucket, Key=loc.key)["UploadId"]
         send = functools.partial(self._send_part, client, loc, upload_id)
-        # per part not yet both sent and hashed, oldest first: (its send, its hashing)
-        sending: collections.deque[tuple[Job, Job]] = collections.deque()
+        # per part not yet both sent and hashed, oldest first: (its send, its hashing, it)
+        sending: collections.deque[tuple[Job, Job, bytearray]] = collections.deque()
         hashed = None  # the last part's hashing: each one runs after the one before
+        free: list[bytearray] = []  # buffers of parts sent and hashed, filled again
         parts = []
         nbytes = 0
         try:
-            for number, part in enumerate(_parts(chunks, self._chunk_size), 1):
+            for number, part in enumerate(_parts(chunks, self._chunk_size, free), 1):
                 nbytes += len(part)
                 if len(sending) == self._thread_pools:
-                    parts.append(_done(*sending.popleft()))
+                    parts.append(self._retire(sending, free))
                 hashed = self._offload.start_after(hashed, md5.update, part)
-                sending.append((self._offload.spawn(send, number, part), hashed))
+                sending.append((self._offload.spawn(send, number, part), hashed, part))
                 del part  # its jobs hold it until it is sent and hashed
             while sending:
-                parts.append(_done(*sending.popleft()))
+                parts.append(self._retire(sending, free))
             with self._errors(loc):
                 if not parts:  # nothing to complete a multipart upload with
                     client.abort_multipart_upload(
@@ -313,7 +315,7 @@ class S3Store(Store):
                 )
         except BaseException:
             LOG.warning("upload to %s failed: aborting its multipart upload", loc.redacted())
-            for job, _ in sending:  # a part still on its way could land after the abort
+            for job, _, _ in sending:  # a part still on its way could land after the abort
                 with contextlib.suppress(Exception):
                     job.wait()
             try:
@@ -322,6 +324,16 @@ class S3Store(Store):
                 LOG.error("could not abort the upload of %s: %s", loc.redacted(), err)
             raise
         return nbytes
+
+    @staticmethod
+    def _retire(sending: collections.deque, free: list[bytearray]) -> dict:
+        """The oldest part's entry for completing the upload, once it is sent and hashed;
+        its buffer goes back to `free`."""
+        sent, hashed, part = sending.popleft()
+        hashed.wait()
+        entry = sent.wait()
+        free.append(part)
+        return entry
 
     def _send_part(self, client, loc: S3Location, upload_id: str, number: int, body) -> dict:
         with self._errors(loc):
@@ -379,10 +391,16 @@ class S3Store(Store):
         return client
 
 
-def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytearray]:
-    """The chunks copied into parts of `size` bytes (the last one shorter), each a new
-    buffer that is not touched once handed out."""
-    part, filled = bytearray(size), 0
+def _parts(chunks: Iterable[bytes], size: int, free: list[bytearray]) -> Iterator[bytearray]:
+    """The chunks in parts of `size` bytes (the last one shorter): received straight into
+    a part where `chunks` has readinto (an upload's request body), else copied in. A
+    part is not touched once handed out until the caller puts it in `free`, from which
+    the next ones are taken (a new buffer of 10 MiB costs its page faults each time)."""
+    readinto = getattr(chunks, "readinto", None)
+    if readinto is not None:
+        yield from _parts_read_into(readinto, size, free)
+        return
+    part, filled = _buffer(size, free), 0
     for chunk in chunks:
         view = memoryview(chunk)
         while view:
@@ -392,9 +410,23 @@ def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytearray]:
             view = view[taken:]
             if filled == size:
                 yield part
-                part, filled = bytearray(size), 0
+                part, filled = _buffer(size, free), 0
     if filled:
         del part[filled:]
+        yield part
+
+
+def _parts_read_into(
+    readinto: Callable[[memoryview], int], size: int, free: list[bytearray]
+) -> Iterator[bytearray]:
+    while True:
+        part = _buffer(size, free)
+        filled = read_full(readinto, part)
+        if filled < size:
+            if filled:
+                del part[filled:]
+                yield part
+            return
         yield part
 
 
@@ -433,10 +465,8 @@ class _PartReader(io.RawIOBase):
         return self._pos
 
 
-def _done(sent: Job, hashed: Job) -> dict:
-    """The part's entry for completing the upload, once it is sent and hashed."""
-    hashed.wait()
-    return sent.wait()
+def _buffer(size: int, free: list[bytearray]) -> bytearray:
+    return free.pop() if free else bytearray(size)
 
 
 class _S3Chunks(RemoteChunks):
