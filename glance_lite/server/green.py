@@ -6,6 +6,7 @@ server installs: blocking work runs on eventlet's pool of OS threads, so the hub
 serving.
 """
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -20,9 +21,30 @@ _os_threading = patcher.original("threading")
 
 def monkey_patch() -> None:
     eventlet.monkey_patch()
+    _native_logging_locks()
     # psycopg 3 waits for PostgreSQL in C unless told otherwise, which would block the
     # whole worker during every query; its select() wait is green once patched.
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+
+
+def _native_logging_locks() -> None:
+    """Logging's locks as the OS's own, not eventlet's green ones: the pool's threads
+    log too (a cache fill's outcome, a failed job), and a green lock that an OS thread
+    other than the hub's waits for breaks the hub once it is released ("Cannot switch
+    to a different thread": the request then hangs, and the process ignores SIGTERM).
+    A log record's write holds one for microseconds and never switches."""
+    logging._lock = _os_threading.RLock()  # the module's, which eventlet made green
+    create_lock = logging.Handler.createLock
+
+    def create_native_lock(handler: logging.Handler) -> None:
+        create_lock(handler)  # which also registers it for re-initialization at fork
+        handler.lock = _os_threading.RLock()
+
+    logging.Handler.createLock = create_native_lock
+    for ref in logging._handlerList:  # handlers made before this
+        handler = ref()
+        if handler is not None:
+            handler.lock = _os_threading.RLock()
 
 
 class ThreadPool:
