@@ -134,16 +134,16 @@ def slow_body(data: bytes, until: float) -> Iterator[bytes]:
 
 
 def upload_while_token_expires(deployment, ks) -> tuple[requests.Response, str]:
-    """An upload whose token expires between its first and second half: 8 s to live,
+    """An upload whose token expires between its first and second half: 6 s to live,
     ample for the api and the registry to check it as the upload begins, even on a busy
-    machine; the second half goes 1.5 s after its end."""
-    token = ks.short_token(ks.demo, seconds=8)
+    machine; the second half goes 1 s after its end."""
+    token = ks.short_token(ks.demo, seconds=6)
     expires = datetime.datetime.fromisoformat(token.expires_at.replace("Z", "+00:00"))
     data = b"x" * (1 << 20)
     resp = requests.post(
         deployment.url + "/v1/images",
         headers={**UPLOAD, "X-Auth-Token": token.id, "x-image-meta-name": "long-upload"},
-        data=slow_body(data, until=expires.timestamp() + 1.5),
+        data=slow_body(data, until=expires.timestamp() + 1.0),
         timeout=60,
     )
     assert images(deployment, token.id).status_code == 401  # it did expire
