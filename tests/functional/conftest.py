@@ -44,6 +44,7 @@ class ApiClient:
         self.datadir = deployment.datadir
         self.session = requests.Session()
         del self.session.headers["Accept"]  # no Accept: error pages come as plain text
+        deployment.api.sessions.append(self.session)
 
     # --- plain requests ------------------------------------------------------------
 

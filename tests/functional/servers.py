@@ -55,7 +55,12 @@ def write_conf(path: Path, sections: dict[str, dict[str, object]]) -> Path:
 
 
 class ServerProcess:
-    """One running service. `url` is its base URL; `stop()` sends SIGTERM and waits."""
+    """One running service. `url` is its base URL; `stop()` sends SIGTERM and waits.
+
+    `sessions`: the test's HTTP sessions with this server, which `stop()` closes first. A
+    stopping server gives each idle kept-alive connection two seconds to bring one more
+    request; a test that stops it does not wait for them (the tests of that behaviour
+    use sockets of their own)."""
 
     def __init__(self, name: str, conf_file: Path, workdir: Path):
         self.name = name
@@ -64,6 +69,7 @@ class ServerProcess:
         self.log_file = workdir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self.sessions: list[requests.Session] = []
 
     def start(self, timeout: float = 20.0) -> "ServerProcess":
         self.port_file.unlink(missing_ok=True)
@@ -120,6 +126,8 @@ class ServerProcess:
     def stop(self, timeout: float = 20.0) -> int:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
+        for session in self.sessions:
+            session.close()  # it can still be used: it connects again
         self.signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)

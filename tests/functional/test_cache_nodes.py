@@ -34,6 +34,7 @@ def nodes(tmp_path_factory):
     a = ApiClient(first)
     b = ApiClient(first)
     b.url, b.v1, b.port = second.url, f"{second.url}/v1", second.port
+    second.sessions.append(b.session)
     a.cache_dir, b.cache_dir, b.process = work / "cache-a", work / "cache-b", second
     yield a, b
     second.stop()

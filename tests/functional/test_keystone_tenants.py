@@ -29,6 +29,7 @@ class Caller:
         self.token = token
         self.session = requests.Session()
         self.session.headers["X-Auth-Token"] = token.id
+        deployment.api.sessions.append(self.session)
 
     def __call__(self, method: str, path: str, **kw) -> requests.Response:
         kw.setdefault("timeout", TIMEOUT)
