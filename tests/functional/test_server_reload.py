@@ -32,7 +32,7 @@ pytestmark = pytest.mark.functional
 
 CLIENTS = 6
 RELOADS = 4
-RELOAD_EVERY = 1.2  # seconds between two reloads
+RELOAD_EVERY = 0.8  # seconds between two reloads (some 150 requests each, on a busy machine)
 WORKERS = 2
 GRACE = 10
 
@@ -269,7 +269,7 @@ def test_the_new_workers_serve_at_once_after_a_reload(tmp_path):
         session = requests.Session()
         for _ in range(5):
             server.signal(signal.SIGHUP)
-            deadline = time.monotonic() + 1.5
+            deadline = time.monotonic() + 1.0  # the handover is over well before
             while time.monotonic() < deadline:
                 start = time.monotonic()
                 assert requests.get(f"{server.url}/healthcheck", timeout=5).status_code == 200
