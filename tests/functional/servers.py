@@ -127,7 +127,7 @@ class ServerProcess:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
         for session in self.sessions:
-            session.close()  # it can still be used: it connects again
+            close_connections(session)
         self.signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
@@ -138,6 +138,19 @@ class ServerProcess:
 
 
 SQLITE_FILE = "sqlite:///"
+
+
+def close_connections(session: requests.Session) -> None:
+    """Close the kept-alive connections of `session`, which can still be used (it
+    connects again). Session.close() alone only forgets urllib3's pools: a connection
+    stays open as long as a response that is still referenced holds its pool."""
+    for adapter in session.adapters.values():
+        pools = adapter.poolmanager.pools
+        for key in pools.keys():  # noqa: SIM118 - urllib3's container refuses iter()
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()
+    session.close()
 
 
 def db_sync(conf_file: Path) -> None:
