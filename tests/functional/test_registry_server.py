@@ -16,10 +16,20 @@ from tests.functional.servers import ServerProcess, db_sync, registry_conf, scri
 pytestmark = pytest.mark.functional
 
 
+# The session of the tests that stop their server with answers still in hand: the stop
+# closes its connections first (ServerProcess.sessions), instead of waiting for them.
+HTTP = requests.Session()
+
+
 def start_registry(tmp_path: Path, db_url: str | None = None, **defaults) -> ServerProcess:
     conf = registry_conf(tmp_path, db_url, **defaults)
     db_sync(conf)
-    return ServerProcess("glance-registry", conf, tmp_path).start()
+    return serving(ServerProcess("glance-registry", conf, tmp_path).start())
+
+
+def serving(server: ServerProcess) -> ServerProcess:
+    server.sessions.append(HTTP)
+    return server
 
 
 @pytest.fixture
@@ -198,9 +208,9 @@ def test_a_dead_worker_is_replaced(tmp_path):
 def test_an_over_long_header_line_is_400(tmp_path):
     server = start_registry(tmp_path, max_header_line=200)
     try:
-        ok = requests.get(f"{server.url}/images", headers={"X-Short": "a" * 50}, timeout=5)
+        ok = HTTP.get(f"{server.url}/images", headers={"X-Short": "a" * 50}, timeout=5)
         assert ok.status_code == 200
-        resp = requests.get(f"{server.url}/images", headers={"X-Long": "a" * 400}, timeout=5)
+        resp = HTTP.get(f"{server.url}/images", headers={"X-Long": "a" * 400}, timeout=5)
         assert resp.status_code == 400
     finally:
         server.stop()
@@ -236,11 +246,11 @@ def test_shared_secret_is_required_from_every_caller(tmp_path):
     server = start_registry(tmp_path, bind_host="0.0.0.0", registry_shared_secret="s3cret-value")
     try:
         url = f"{server.url}/images"
-        assert requests.get(url, timeout=5).status_code == 401
-        wrong = requests.get(url, headers={"X-Glance-Registry-Secret": "nope"}, timeout=5)
+        assert HTTP.get(url, timeout=5).status_code == 401
+        wrong = HTTP.get(url, headers={"X-Glance-Registry-Secret": "nope"}, timeout=5)
         assert wrong.status_code == 401
         assert "s3cret-value" not in wrong.text
-        right = requests.get(url, headers={"X-Glance-Registry-Secret": "s3cret-value"}, timeout=5)
+        right = HTTP.get(url, headers={"X-Glance-Registry-Secret": "s3cret-value"}, timeout=5)
         assert right.status_code == 200
     finally:
         server.stop()
@@ -265,7 +275,7 @@ def test_trusted_auth_tenants_see_their_own_shared_and_public_images(tmp_path):
         conf.read_text().replace("[paste_deploy]", "[paste_deploy]\nflavor = trusted-auth")
     )
     db_sync(conf)
-    server = ServerProcess("glance-registry", conf, tmp_path).start()
+    server = serving(ServerProcess("glance-registry", conf, tmp_path).start())
 
     def as_tenant(tenant, roles="member"):
         return {
@@ -277,10 +287,10 @@ def test_trusted_auth_tenants_see_their_own_shared_and_public_images(tmp_path):
 
     try:
         url = server.url
-        assert requests.get(f"{url}/images", timeout=5).status_code == 401
+        assert HTTP.get(f"{url}/images", timeout=5).status_code == 401
 
         def make(tenant, name, public=False):
-            resp = requests.post(
+            resp = HTTP.post(
                 f"{url}/images",
                 headers=as_tenant(tenant),
                 timeout=5,
@@ -293,11 +303,11 @@ def test_trusted_auth_tenants_see_their_own_shared_and_public_images(tmp_path):
         make("A", "a-public", public=True)
         make("B", "b-private")
         shared = make("B", "b-shared")
-        resp = requests.put(f"{url}/images/{shared}/members/A", headers=as_tenant("B"), timeout=5)
+        resp = HTTP.put(f"{url}/images/{shared}/members/A", headers=as_tenant("B"), timeout=5)
         assert resp.status_code == 204
 
         def names(tenant, roles="member", **params):
-            resp = requests.get(
+            resp = HTTP.get(
                 f"{url}/images", headers=as_tenant(tenant, roles), params=params, timeout=5
             )
             return sorted(i["name"] for i in resp.json()["images"])
@@ -324,9 +334,9 @@ def test_unreachable_database_is_503_with_a_clear_message(tmp_path):
         tmp_path,
         db_url=(f"postgresql://glance:glance@127.0.0.1:{closed_port}/glance?connect_timeout=2"),
     )
-    server = ServerProcess("glance-registry", conf, tmp_path).start()
+    server = serving(ServerProcess("glance-registry", conf, tmp_path).start())
     try:
-        resp = requests.get(f"{server.url}/images", timeout=20)
+        resp = HTTP.get(f"{server.url}/images", timeout=20)
         assert resp.status_code == 503
         assert "database" in resp.text.lower()
         assert "glance:glance" not in resp.text
@@ -347,10 +357,10 @@ def test_a_waiting_postgresql_query_does_not_block_the_worker(tmp_path, postgres
             concurrent.futures.ThreadPoolExecutor(1) as pool,
         ):
             conn.exec_driver_sql("LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
-            stuck = pool.submit(requests.get, f"{server.url}/images", timeout=60)
+            stuck = pool.submit(HTTP.get, f"{server.url}/images", timeout=60)
             time.sleep(0.5)
             assert not stuck.done()
-            other = requests.get(f"{server.url}/healthcheck", timeout=10)
+            other = HTTP.get(f"{server.url}/healthcheck", timeout=10)
             assert other.status_code == 200
             assert not stuck.done()
             conn.rollback()  # releases the lock
