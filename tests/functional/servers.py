@@ -124,17 +124,44 @@ class ServerProcess:
         os.kill(self.proc.pid, sig)
 
     def stop(self, timeout: float = 20.0) -> int:
+        self.terminate()
+        return self.wait_stopped(timeout)
+
+    def terminate(self) -> None:
+        """The first half of stop(): SIGTERM, unless it exited already."""
         if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
+            return
         for session in self.sessions:
             close_connections(session)
         self.signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 20.0) -> int:
+        """The second half of stop(): its exit status; killed (and raising) when it takes
+        longer than `timeout` seconds."""
+        if self.proc is None:
+            return 0
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
             raise
+
+
+def stop_together(servers) -> None:
+    """Stop `servers` side by side: each gets SIGTERM, then each is waited for (as
+    stop() does; the first that outlasts the timeout raises once all were waited for)."""
+    servers = [server for server in servers if server is not None]
+    for server in servers:
+        server.terminate()
+    failed = None
+    for server in servers:
+        try:
+            server.wait_stopped()
+        except subprocess.TimeoutExpired as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 SQLITE_FILE = "sqlite:///"
