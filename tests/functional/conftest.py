@@ -182,9 +182,12 @@ class Deployments:
         return ApiClient(deployment)
 
     def stop_all(self) -> None:
-        """Every api, then every registry, each group stopped side by side."""
-        stop_together(deployment.api for deployment in self.started)
-        stop_together(deployment.registry for deployment in self.started)
+        """Every api, then every registry, each group stopped side by side (the
+        registries also when an api had to be killed)."""
+        try:
+            stop_together(deployment.api for deployment in self.started)
+        finally:
+            stop_together(deployment.registry for deployment in self.started)
 
 
 @pytest.fixture(scope="module")
