@@ -215,9 +215,9 @@ class Service:
         self.default_port = default_port
         self.background = background
 
-    def start_background(self) -> None:
-        if self.background is not None:
-            eventlet.spawn_n(self.background)
+    def start_background(self):
+        """The background work started in a green thread of its own (None without)."""
+        return None if self.background is None else eventlet.spawn(self.background)
 
     def options(self) -> ServerOptions:
         return ServerOptions(self.conf, self.default_port)
@@ -236,9 +236,10 @@ class Service:
 
     def _serve_in_process(self, sock, app, opts) -> None:
         holder = AppHolder(app)
-        self.start_background()
+        background = self.start_background()
 
         def reload():
+            nonlocal background
             self.reload_config()
             try:
                 holder.app = self.load_app()
@@ -246,6 +247,11 @@ class Service:
                 LOG.exception("reload failed; still serving the previous configuration")
             else:
                 LOG.info("configuration reloaded")
+                # the background work (the upload sweeper) of the new configuration too,
+                # as new workers would have it
+                if background is not None:
+                    background.kill()
+                    background = self.start_background()
 
         run_wsgi(sock, holder, opts, on_hup=reload)
 

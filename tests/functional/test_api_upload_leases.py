@@ -277,3 +277,39 @@ def test_restarting_one_node_never_kills_the_other_node_s_upload(two_nodes):
     assert meta["x-image-meta-checksum"] == upload.checksum
     assert b.get(f"/images/{upload.image_id}").content == upload.data
     assert f"image {upload.image_id} killed" not in a.api_log()
+
+
+def test_a_reload_of_a_single_process_api_gives_its_sweeper_the_new_settings(deploy):
+    """workers = 0: SIGHUP reloads the app in the one process; the upload sweeper beside
+    it must run with the new configuration too (new workers would)."""
+    api = deploy("lease-reload", upload_lease_duration=LEASE, upload_lease_sweep_interval=3600)
+    image_id = api.post(
+        "/images",
+        headers={
+            "x-image-meta-name": "left-saving",
+            "x-image-meta-disk-format": "raw",
+            "x-image-meta-container-format": "bare",
+        },
+    ).json()["image"]["id"]
+    # an upload's lease that nobody renews: its node died
+    taken = requests.put(
+        f"{api.deployment.registry.url}/images/{image_id}",
+        json={
+            "image": {"status": "saving"},
+            "from_state": "queued",
+            "lease": {"holder": "gone-node#1", "duration": 1},
+        },
+        timeout=10,
+    )
+    assert taken.status_code == 200, taken.text
+    time.sleep(LEASE + 1.5)  # past the grace: dead, but the next sweep is an hour away
+    assert status(api, image_id) == "saving"
+    server = api.deployment.api
+    conf = server.conf_file.read_text()
+    assert "upload_lease_sweep_interval = 3600" in conf
+    server.conf_file.write_text(
+        conf.replace("upload_lease_sweep_interval = 3600", f"upload_lease_sweep_interval = {SWEEP}")
+    )
+    server.signal(signal.SIGHUP)
+    wait_for(lambda: status(api, image_id) == "killed", timeout=3 * SWEEP + 5)
+    assert f"image {image_id} killed: its upload (by gone-node#1)" in api.api_log()
