@@ -80,7 +80,9 @@ class ReadAhead:
     def _cached(self, offset: int) -> bool:
         """Whether the page holding byte `offset` is in the page cache: a one-byte read
         that may not wait (1 us) spares a window already read its WILLNEED, which walks
-        the window's pages even when all are cached (120 us for 8 MiB)."""
+        the window's pages even when all are cached (120 us for 8 MiB). Where the page
+        is not cached, the probe may start the kernel's own readahead from it: harmless,
+        as that window is asked for next anyway."""
         try:
             return os.preadv(self.fd, [self._probe], offset, os.RWF_NOWAIT) > 0
         except (OSError, AttributeError):  # not cached, or no RWF_NOWAIT for this file
