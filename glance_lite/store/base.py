@@ -19,6 +19,32 @@ from glance_lite import exceptions
 LOG = logging.getLogger(__name__)
 
 
+def readinto_of(chunks: Iterable[bytes]) -> Callable[[memoryview], int]:
+    """A readinto(buffer) -> int over `chunks` (0 at the end): its own where it has one
+    (see Store.add), else one that copies its iterated chunks in. A chunk is used up
+    before the next is asked for, so a source may reuse its buffer once it yields again;
+    its errors pass through unchanged."""
+    readinto = getattr(chunks, "readinto", None)
+    if readinto is not None:
+        return readinto
+    pieces = iter(chunks)
+    pending = memoryview(b"")
+
+    def copy_into(view: memoryview) -> int:
+        nonlocal pending
+        while not pending:
+            chunk = next(pieces, None)
+            if chunk is None:
+                return 0
+            pending = memoryview(chunk)
+        taken = min(len(view), len(pending))
+        view[:taken] = pending[:taken]
+        pending = pending[taken:] if taken < len(pending) else memoryview(b"")
+        return taken
+
+    return copy_into
+
+
 def read_full(readinto: Callable[[memoryview], int], buffer) -> int:
     """Fill `buffer` with a source's readinto() (see Store.add) until it is full or the
     source ends: how many bytes it now holds."""

@@ -42,6 +42,7 @@ from glance_lite.store.base import (
     Store,
     StoreNotFound,
     read_full,
+    readinto_of,
 )
 
 LOG = logging.getLogger(__name__)
@@ -490,30 +491,13 @@ def _filled(buffers: list[mmap.mmap], chunks: Iterable[bytes]) -> Iterator[tuple
     With readinto (an upload's request body) the bytes go from the socket straight into
     the buffer; iterated chunks are copied in.
     """
-    readinto = getattr(chunks, "readinto", None)
-    if readinto is not None:
-        for buf in itertools.cycle(buffers):
-            filled = read_full(readinto, buf)
-            if filled:
-                yield buf, filled
-            if filled < WRITE_BUFFER:
-                return
-    index = 0
-    filled = 0  # bytes in buffers[index]
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            current = buffers[index]
-            take = min(len(view), WRITE_BUFFER - filled)
-            current[filled : filled + take] = view[:take]
-            filled += take
-            view = view[take:]
-            if filled == WRITE_BUFFER:
-                yield current, filled
-                filled = 0
-                index = (index + 1) % len(buffers)
-    if filled:
-        yield buffers[index], filled
+    readinto = readinto_of(chunks)
+    for buf in itertools.cycle(buffers):
+        filled = read_full(readinto, buf)
+        if filled:
+            yield buf, filled
+        if filled < WRITE_BUFFER:
+            return
 
 
 def _hash_block(md5, buf: mmap.mmap, nbytes: int) -> None:

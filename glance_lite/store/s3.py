@@ -29,7 +29,7 @@ import io
 import logging
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from oslo_config import cfg
 
@@ -45,6 +45,7 @@ from glance_lite.store.base import (
     Store,
     StoreNotFound,
     read_full,
+    readinto_of,
 )
 
 try:  # the extra glance-lite[s3]; from_conf says so when it is missing
@@ -396,29 +397,7 @@ def _parts(chunks: Iterable[bytes], size: int, free: list[bytearray]) -> Iterato
     a part where `chunks` has readinto (an upload's request body), else copied in. A
     part is not touched once handed out until the caller puts it in `free`, from which
     the next ones are taken (a new buffer of 10 MiB costs its page faults each time)."""
-    readinto = getattr(chunks, "readinto", None)
-    if readinto is not None:
-        yield from _parts_read_into(readinto, size, free)
-        return
-    part, filled = _buffer(size, free), 0
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            taken = min(size - filled, len(view))
-            part[filled : filled + taken] = view[:taken]
-            filled += taken
-            view = view[taken:]
-            if filled == size:
-                yield part
-                part, filled = _buffer(size, free), 0
-    if filled:
-        del part[filled:]
-        yield part
-
-
-def _parts_read_into(
-    readinto: Callable[[memoryview], int], size: int, free: list[bytearray]
-) -> Iterator[bytearray]:
+    readinto = readinto_of(chunks)
     while True:
         part = _buffer(size, free)
         filled = read_full(readinto, part)
