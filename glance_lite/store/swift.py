@@ -8,8 +8,10 @@ and then a zero-byte manifest object `<id>` with `X-Object-Manifest: <container>
 (a dynamic large object, which Swift serves as the segments joined). Locations are in
 swift_account.py.
 
-Streaming: each piece of the upload is hashed, counted and handed on as it comes
-(chunked transfer to Swift), so memory stays flat whatever the size. An upload that
+Streaming: each piece of the upload is counted and handed on as it comes (chunked
+transfer to Swift), so memory stays flat whatever the size. The checksum of a single
+object is the ETag Swift answers with (the md5 of what it stored, as Glance's swift
+store takes it); the pieces of a segmented image are hashed here, as Glance does. An upload that
 fails midway leaves nothing: Swift never stores an object whose body was cut off, and
 the segments already written are deleted. A download is the object's body read in
 pieces, with `Range` for an offset.
@@ -236,12 +238,14 @@ class SwiftStore(Store):
             self._ensure_container(conn)
             if self._exists(conn, image_id):
                 raise Duplicate(image_id)
-        source = _Hashing(chunks)
         if size is not None and size < self._large_object_size:
-            self._put_single(pool, location, source, shown)
+            source = _Pieces(chunks, hashed=False)
+            checksum = self._put_single(pool, location, source, shown)
         else:
+            source = _Pieces(chunks, hashed=True)
             self._put_segments(pool, location, source, shown)
-        return AddResult(location.uri(), source.size, source.md5.hexdigest(), {})
+            checksum = source.md5.hexdigest()
+        return AddResult(location.uri(), source.size, checksum, {})
 
     def get(
         self, location: str, offset: int = 0, chunk_size: int | None = None
@@ -330,14 +334,20 @@ class SwiftStore(Store):
 
     # -- writing
 
-    def _put_single(self, pool, location: SwiftLocation, source, shown: str) -> None:
+    def _put_single(self, pool, location: SwiftLocation, source, shown: str) -> str:
+        """Write one object; its checksum is the ETag Swift answers with, the md5 of
+        the bytes it stored, as Glance's swift store takes it: hashing here too would
+        double the work of every upload under 5 GiB."""
         with source.guard(), pool.connection(shown) as conn:
             etag = conn.put_object(location.container, location.obj, source)
-        if etag and etag != source.md5.hexdigest():
+        etag = (etag or "").strip('"').lower()
+        if len(etag) != 32 or not all(c in "0123456789abcdef" for c in etag):
             self._remove_quietly(pool, location.container, [location.obj], shown)
             raise BackendUnavailable(
-                f"Swift stored {shown} with an ETag ({etag}) other than the data's md5"
+                f"Swift stored {shown} without an md5 ETag ({etag or 'none'}): "
+                "its checksum is unknown"
             )
+        return etag
 
     def _put_segments(self, pool, location: SwiftLocation, source, shown: str) -> None:
         written: list[str] = []
@@ -424,16 +434,16 @@ class SwiftStore(Store):
         return pool
 
 
-class _Hashing:
-    """The upload's chunks, hashed and counted as Swift takes them; cut into segments
-    with `up_to`. An error raised by the chunks is kept and raised again by `guard`,
-    unchanged, whatever the HTTP client made of it."""
+class _Pieces:
+    """The upload's chunks, counted (and hashed, when `hashed`) as Swift takes them;
+    cut into segments with `up_to`. An error raised by the chunks is kept and raised
+    again by `guard`, unchanged, whatever the HTTP client made of it."""
 
-    def __init__(self, chunks: Iterable[bytes]):
+    def __init__(self, chunks: Iterable[bytes], *, hashed: bool):
         self._chunks = iter(chunks)
         self._pending = b""
         self._done = False
-        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.md5 = hashlib.md5(usedforsecurity=False) if hashed else None
         self.size = 0
         self.error: BaseException | None = None
 
@@ -475,7 +485,8 @@ class _Hashing:
                 raise
             if chunk:
                 chunk = bytes(chunk)  # a reused buffer may change once handed on
-                self.md5.update(chunk)
+                if self.md5 is not None:
+                    self.md5.update(chunk)
                 self.size += len(chunk)
                 return chunk
         return None

@@ -210,3 +210,45 @@ def test_data_the_api_cannot_remove_is_logged_without_the_key(caplog, no_backoff
 )
 def test_clients_may_name_only_locations_on_a_configured_account(location, open_):
     assert swift.SwiftStore(REFS, "ref1").open_to_clients(location) is open_
+
+
+class _SwiftWithoutEtag:
+    """A Swift whose object PUT answers with no usable ETag (a proxy in the way that
+    drops or rewrites it): what a real Swift never does, so faked here."""
+
+    def __init__(self, etag):
+        self.etag = etag
+        self.objects: dict[str, bytes] = {}
+
+    def head_container(self, container):
+        return {}
+
+    def head_object(self, container, name):
+        if name not in self.objects:
+            raise swiftclient.ClientException("not found", http_status=404)
+        return {"content-length": str(len(self.objects[name]))}
+
+    def put_object(self, container, name, contents, **kwargs):
+        self.objects[name] = b"".join(contents)
+        return self.etag
+
+    def delete_object(self, container, name, **kwargs):
+        del self.objects[name]
+
+
+@pytest.mark.parametrize("etag", [None, "", "not-an-md5", '"' + "z" * 32 + '"'])
+def test_a_single_object_stored_without_an_md5_etag_is_removed_and_refused(monkeypatch, etag):
+    fake = _SwiftWithoutEtag(etag)
+    monkeypatch.setattr(swift._Connections, "_new", lambda self: fake)
+    store = swift.SwiftStore(REFS, "ref1")
+    with pytest.raises(swift.BackendUnavailable, match="without an md5 ETag"):
+        store.add(IMAGE_ID, [b"abc", b"def"], 6)
+    assert fake.objects == {}
+
+
+def test_a_single_object_takes_the_etag_swift_answers_as_its_checksum(monkeypatch):
+    fake = _SwiftWithoutEtag('"' + "A" * 32 + '"')  # quoted, upper case: as some proxies
+    monkeypatch.setattr(swift._Connections, "_new", lambda self: fake)
+    result = swift.SwiftStore(REFS, "ref1").add(IMAGE_ID, [b"abc", b"def"], 6)
+    assert (result.size, result.checksum) == (6, "a" * 32)
+    assert fake.objects == {IMAGE_ID: b"abcdef"}
