@@ -28,6 +28,8 @@ from urllib.parse import quote, urlencode
 import requests
 import requests.adapters
 import requests.structures
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 
 from glance_lite import exceptions
@@ -440,10 +442,72 @@ def pooled_session(pool_size: int) -> requests.Session:
     # No proxy settings or .netrc from the environment, read on every call otherwise:
     # the registry is an internal service reached directly, as Glance's client did.
     session.trust_env = False
-    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+    adapter = _OneSendAdapter(pool_connections=1, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+# A body up to this size goes out in the same send() as the request's head.
+ONE_SEND_LIMIT = 64 << 10
+
+
+class _OneSend:
+    """A connection that sends a request's head and its body (bytes, at most
+    ONE_SEND_LIMIT, its Content-Length among the headers) in one send(): http.client
+    sends them apart, which on a loopback costs the sender a second send() and the
+    registry a second wake-up and read for every create and update."""
+
+    _body_after_head: bytes | None = None
+
+    def request(self, method, url, body=None, headers=None, **kwargs):
+        if (
+            type(body) is not bytes
+            or not body
+            or len(body) > ONE_SEND_LIMIT
+            or kwargs.get("chunked")
+            or not any(name.lower() == "content-length" for name in headers or ())
+        ):
+            return super().request(method, url, body=body, headers=headers, **kwargs)
+        self._body_after_head = body
+        try:
+            super().request(method, url, body=None, headers=headers, **kwargs)
+        finally:
+            unsent, self._body_after_head = self._body_after_head, None
+        if unsent is not None:  # http.client sends the head in its own send(), always
+            raise urllib3.exceptions.ProtocolError("the request body was never sent")
+        return None
+
+    def send(self, data) -> None:
+        body, self._body_after_head = self._body_after_head, None
+        super().send(data if body is None else bytes(data) + body)
+
+
+class _OneSendHTTPConnection(_OneSend, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _OneSendHTTPSConnection(_OneSend, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _OneSendHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _OneSendHTTPConnection
+
+
+class _OneSendHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _OneSendHTTPSConnection
+
+
+class _OneSendAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its pools made of _OneSend connections."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _OneSendHTTPPool,
+            "https": _OneSendHTTPSPool,
+        }
 
 
 def _segment(value: str) -> str:

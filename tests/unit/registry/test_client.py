@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import urllib3.connection
 
 from glance_lite import context, exceptions
 from glance_lite.registry.app import make_app
@@ -259,3 +260,25 @@ def test_a_write_on_a_kept_alive_connection_closed_under_it_is_not_sent_twice():
         assert registry.requests == [b"GET", b"PUT"]
     finally:
         registry.close()
+
+
+def test_a_request_and_its_body_go_out_in_one_send(monkeypatch):
+    """http.client sends a request's head and its body apart: a second send() for the
+    api and a second wake-up and read for the registry on every create and update."""
+    sent: list[bytes] = []
+    plain_send = urllib3.connection.HTTPConnection.send
+
+    def recording(self, data):
+        sent.append(bytes(data))
+        return plain_send(self, data)
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "send", recording)
+    registry = ClosingRegistry()
+    try:
+        client = RegistryClient(registry.url, timeout=5, connect_timeout=5)
+        assert client.update_image(ALICE, "abc", {"name": "y"})["name"] == "x"
+    finally:
+        registry.close()
+    assert len(sent) == 1
+    assert sent[0].startswith(b"PUT /images/abc HTTP/1.1\r\n")
+    assert sent[0].endswith(b'\r\n\r\n{"image": {"name": "y"}}')
