@@ -4,7 +4,7 @@ is GLANCE_LITE_TEST_SWIFT_KEYSTONE_URL): the store contract, with every image in
 segments and a manifest (single objects are the tempauth tests' business: only the
 account differs), and glance-api storing and serving an image there. Swift's
 endpoint comes from Keystone's catalog, in a region this module registers and removes.
-Keystone here has no v2 API any more: auth_version 2 stays unit-tested only."""
+Accounts of auth_version 2 are test_swift_keystone_v2.py's."""
 
 import functools
 import hashlib
@@ -47,25 +47,23 @@ def swift_region(ks) -> Iterator[str]:
         assert resp.status_code < 300, resp.text
         return resp.json() if resp.content else None
 
-    region = f"glance-lite-swift-{uuid.uuid4().hex[:8]}"
+    # A service and a region of its own: modules running side by side (xdist) each
+    # remove theirs, never one another's endpoints.
+    tag = uuid.uuid4().hex[:8]
+    region = f"glance-lite-swift-{tag}"
     call("POST", "/regions", json={"region": {"id": region}})
-    services = call("GET", "/services", params={"type": "object-store"})["services"]
-    service = services[0] if services else None
-    if service is None:
-        new = {"service": {"type": "object-store", "name": "swift"}}
-        service = call("POST", "/services", json=new)["service"]
+    new = {"service": {"type": "object-store", "name": f"swift-{tag}"}}
+    service = call("POST", "/services", json=new)["service"]
     endpoint = {
         "service_id": service["id"],
         "interface": "public",
         "url": f"{proxy.rstrip('/')}/v1/AUTH_$(project_id)s",
         "region_id": region,
     }
-    endpoint = call("POST", "/endpoints", json={"endpoint": endpoint})["endpoint"]
+    call("POST", "/endpoints", json={"endpoint": endpoint})
     yield region
-    call("DELETE", f"/endpoints/{endpoint['id']}")
+    call("DELETE", f"/services/{service['id']}")  # and its endpoint
     call("DELETE", f"/regions/{region}")
-    if not services:
-        call("DELETE", f"/services/{service['id']}")
 
 
 @pytest.fixture(scope="module")
