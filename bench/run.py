@@ -9,6 +9,7 @@ says which targets are met.
 """
 
 import argparse
+import concurrent.futures
 import datetime
 import os
 import platform
@@ -113,8 +114,9 @@ def machine_summary(s: Session, nginx_note: str, workdir: Path, db: str) -> list
         f"of the two in each repeat; no-op chain {s.noop.workers}+{s.noop.workers} workers on "
         "glance_lite.server; md5 and disk measured in the bench process",
         f"repeats: {s.profile.repeats_big} for transfers of 256 MiB and more, "
-        f"{s.profile.repeats_small} otherwise ({s.profile.download_repeats(16)} for downloads "
-        f"of smaller images, each from the page cache); median and range "
+        f"{s.profile.repeats_small} otherwise; downloads from the page cache "
+        f"{s.profile.download_repeats(16)} times below 256 MiB, "
+        f"{s.profile.download_repeats(256)} times below 1 GiB; median and range "
         f"(min-max) of the repeats; a list latency is the median of "
         f"{s.profile.list_calls} calls",
         f"order: within each repeat the systems are measured in a random order, seed "
@@ -232,8 +234,10 @@ def run(
             one_worker_each(s, postgres, stop_later)
         return s, summary
     finally:
-        for server in reversed(stop_later):
-            server.stop()
+        # side by side: each waits for its own processes' graceful ends (seconds apiece)
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(stop_later))) as pool:
+            for stopped in [pool.submit(server.stop) for server in stop_later]:
+                stopped.result()
         if postgres:
             postgres.stop()
 
