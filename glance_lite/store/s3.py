@@ -412,7 +412,12 @@ def _parts(chunks: Iterable[bytes], size: int, free: list[bytearray]) -> Iterato
 class _PartReader(io.RawIOBase):
     """A part's buffer as the file boto3 reads it from: piece by piece, and rewound after
     signing it. Given the buffer itself, the green socket's sendall would copy what is
-    left of it after every partial send."""
+    left of it after every partial send.
+
+    read() hands out views of the buffer, not copies: botocore hashes what it reads (the
+    SigV4 payload hash, its checksum) and urllib3 sends it, and both take any bytes-like
+    piece; a copy of each would cost glance-api two extra passes over every part. The
+    buffer is filled again only once the part is sent (S3Store._retire)."""
 
     def __init__(self, part: bytearray):
         self._view = memoryview(part)
@@ -424,9 +429,9 @@ class _PartReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> bytes:
+    def read(self, size: int | None = -1) -> memoryview:
         end = len(self._view) if size is None or size < 0 else self._pos + size
-        piece = self._view[self._pos : end].tobytes()
+        piece = self._view[self._pos : end]
         self._pos += len(piece)
         return piece
 
