@@ -11,9 +11,9 @@ swift_account.py.
 Streaming: each piece of the upload is counted and handed on as it comes (chunked
 transfer to Swift), so memory stays flat whatever the size. The checksum of a single
 object is the ETag Swift answers with (the md5 of what it stored, as Glance's swift
-store takes it); the pieces of a segmented image are hashed here, as Glance does. An upload that
-fails midway leaves nothing: Swift never stores an object whose body was cut off, and
-the segments already written are deleted. A download is the object's body read in
+store takes it); the pieces of a segmented image are hashed here, as Glance does. An
+upload that fails midway leaves nothing: Swift never stores an object whose body was
+cut off, and the segments already written are deleted. A download is the object's body read in
 pieces, with `Range` for an offset.
 
 Faults: Swift unreachable, credentials refused, a 5xx or a missing container are
