@@ -90,7 +90,7 @@ def shared_enforcer(conf: cfg.ConfigOpts) -> policy.Enforcer:
 def v1_app_factory(global_conf, **local_conf):
     """`[app:apiv1app]`: reads the configuration once and hands make_app plain values."""
     conf = config.get()
-    stores = store.from_conf(conf, offload=offload.current())
+    stores = store.shared(conf, offload=offload.current())
     enforcer = shared_enforcer(conf)
     protections = None
     if conf.property_protection_file:

@@ -181,11 +181,11 @@ class Sweeper:
 def sweep_forever(conf) -> None:
     """The sweeper of a glance-api configuration, run until the process ends: beside
     the app in each serving process (cmd/api.py), with its own registry client and
-    stores."""
+    the app's stores (store.shared)."""
     try:
         sweeper = Sweeper(
             client_from_conf(conf),
-            store.from_conf(conf, offload=offload.current()),
+            store.shared(conf, offload=offload.current()),
             service_context(admin_role=conf.admin_role, owner_is_tenant=conf.owner_is_tenant),
             grace=conf.upload_lease_duration,
             interval=conf.upload_lease_sweep_interval,

@@ -6,11 +6,13 @@ name is a store name as `[glance_store] stores` lists it, and its object a facto
 with such an entry point; names that lead to one factory (Glance's aliases, such as
 `file`, `filesystem` and `glance.store.filesystem.Store`) make one driver.
 
-`from_conf` runs once at start-up and returns plain driver objects in a `Stores`;
-nothing here reads the configuration at import time.
+`from_conf` runs once at start-up and returns plain driver objects in a `Stores`
+(`shared` gives a serving process's parts the same ones); nothing here reads the
+configuration at import time.
 """
 
 import logging
+import os
 from collections.abc import Callable
 from importlib import metadata
 
@@ -55,6 +57,24 @@ def from_conf(conf: cfg.ConfigOpts, offload: Offload = DIRECT) -> Stores:
         if entry.value not in built:
             built[entry.value] = drivers[name] = _build(name, entry, conf, offload)
     return Stores(drivers, default=group.default_store)
+
+
+_shared: list[tuple[int, cfg.ConfigOpts, Offload, Stores]] = []  # the last one built
+
+
+def shared(conf: cfg.ConfigOpts, offload: Offload = DIRECT) -> Stores:
+    """The stores of `conf`, built once per process for all that serve with it (the v1
+    app and the upload-lease sweeper): each store's start-up check, and its warning,
+    and the file store's sweep of stale temporary files run once, not once for each.
+    Another configuration (a reload) or a forked child builds its own."""
+    pid = os.getpid()
+    if not _shared or not _is_for(_shared[0], pid, conf, offload):
+        _shared[:] = [(pid, conf, offload, from_conf(conf, offload))]
+    return _shared[0][3]
+
+
+def _is_for(held: tuple, pid: int, conf: cfg.ConfigOpts, offload: Offload) -> bool:
+    return held[0] == pid and held[1] is conf and held[2] is offload
 
 
 def _build(name: str, entry: metadata.EntryPoint, conf, offload: Offload) -> Store:

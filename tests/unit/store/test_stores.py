@@ -92,6 +92,20 @@ def test_from_conf_builds_the_file_store_and_creates_its_datadir(tmp_path):
     assert stores.for_location(result.location) is stores.default
 
 
+def test_a_serving_process_builds_its_stores_once_per_configuration(tmp_path, monkeypatch):
+    """The v1 app and the upload-lease sweeper of one process share the stores (one
+    start-up check each, not two); a reload's configuration or a forked child (another
+    pid) builds its own."""
+    conf = make_conf(filesystem_store_datadir=str(tmp_path / "images"))
+    first = store.shared(conf, offload.DIRECT)
+    assert store.shared(conf, offload.DIRECT) is first
+    reloaded = make_conf(filesystem_store_datadir=str(tmp_path / "images"))
+    assert store.shared(reloaded, offload.DIRECT) is not first
+    again = store.shared(reloaded, offload.DIRECT)
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # a child forked after the build
+    assert store.shared(reloaded, offload.DIRECT) is not again
+
+
 def test_from_conf_uses_the_configured_chunk_size(tmp_path):
     conf = make_conf(filesystem_store_datadir=str(tmp_path), filesystem_store_chunk_size=3)
     files = store.from_conf(conf).default
