@@ -13,8 +13,8 @@ transfer to Swift), so memory stays flat whatever the size. The checksum of a si
 object is the ETag Swift answers with (the md5 of what it stored, as Glance's swift
 store takes it); the pieces of a segmented image are hashed here, as Glance does. An
 upload that fails midway leaves nothing: Swift never stores an object whose body was
-cut off, and the segments already written are deleted. A download is the object's body read in
-pieces, with `Range` for an offset.
+cut off, and the segments already written are deleted. A download is the object's body
+read in pieces, with `Range` for an offset.
 
 Faults: Swift unreachable, credentials refused, a 5xx or a missing container are
 BackendUnavailable (503) with a message naming the account (never its key); the

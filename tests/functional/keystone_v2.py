@@ -11,6 +11,7 @@ own 401. It translates; it decides nothing.
 """
 
 import json
+import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,20 +29,8 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-class _ThreadedServer(WSGIServer):
+class _ThreadedServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
-
-    def process_request(self, request, client_address):
-        thread = threading.Thread(
-            target=self._serve_one, args=(request, client_address), daemon=True
-        )
-        thread.start()
-
-    def _serve_one(self, request, client_address):
-        try:
-            self.finish_request(request, client_address)
-        finally:
-            self.shutdown_request(request)
 
 
 def v2_access(token_id: str, token: dict) -> dict:

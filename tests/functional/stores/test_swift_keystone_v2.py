@@ -91,14 +91,5 @@ def test_a_refused_v2_password_warns_at_start_up_and_fails_an_upload_with_503(
     api = deploy(
         "swift-keystone-v2-refused", store_options=_options(wrong, swift_region, container)
     )
-    resp = api.post(
-        "/images",
-        data=b"data",
-        headers={
-            "x-image-meta-name": "refused",
-            "x-image-meta-disk_format": "raw",
-            "x-image-meta-container_format": "bare",
-            "Content-Type": "application/octet-stream",
-        },
-    )
+    resp = api.create(b"data", name="refused", disk_format="raw", container_format="bare")
     assert resp.status_code == 503, resp.text
