@@ -15,9 +15,17 @@ hashes the other with md5, as glance-api's file store does; nothing is stored. T
 is glance-api's shape, `{"image": {"id", "size", "checksum", "status"}}`, so that the bench
 checks it as it checks an upload. What an upload through glance-api does beyond this
 (the registry calls, the disk) is the price of storing the image.
+
+With `--s3-bucket`, an upload is the s3 store's floor instead (the store bench's): the body
+goes on to that bucket (GLANCE_LITE_TEST_S3_* name the endpoint and keys) as one
+multipart upload in parts of `--s3-part-mib`, each received into a buffer of its own,
+sent by boto3 from a pool of `--s3-parts-in-flight` threads (through the s3 store's own
+part reader) while a thread hashes the parts with md5 in order: what glance-api's s3 store
+does, without glance-api.
 """
 
 import argparse
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -26,10 +34,12 @@ import signal
 import socket
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 from glance_lite.server.sendfile import ReadAhead
 from glance_lite.store.filesystem import BUFFERS, WRITE_BUFFER
+from glance_lite.store.s3 import _PartReader
 
 HEADER_LIMIT = 16384
 
@@ -93,7 +103,7 @@ def receive(conn: socket.socket, head: bytes) -> None:
         fields[name.strip().lower()] = value.strip().lower()
     chunked = fields.get(b"transfer-encoding") == b"chunked"
     length = None if chunked else int(fields.get(b"content-length") or 0)
-    size, digest = hash_received(_Body(conn, head[header_end:], length))
+    size, digest = STORE(_Body(conn, head[header_end:], length))
     body = json.dumps({"image": {"id": "", "size": size, "checksum": digest, "status": "active"}})
     conn.sendall(
         b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
@@ -186,6 +196,97 @@ def hash_received(body: _Body) -> tuple[int, str]:
     return size, md5.hexdigest()
 
 
+class S3Floor:
+    """The body as a multipart upload of boto3, md5'd in order beside the sending."""
+
+    def __init__(self, bucket: str, part_size: int, in_flight: int):
+        import boto3  # the bench's extra; only this floor needs it
+        import botocore.config
+
+        env = os.environ
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=env["GLANCE_LITE_TEST_S3_URL"],
+            aws_access_key_id=env["GLANCE_LITE_TEST_S3_KEY"],
+            aws_secret_access_key=env["GLANCE_LITE_TEST_S3_SECRET"],
+            region_name="us-east-1",
+            config=botocore.config.Config(
+                s3={"addressing_style": "path"},
+                max_pool_connections=in_flight + 1,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+        self.bucket, self.part_size, self.in_flight = bucket, part_size, in_flight
+
+    def __call__(self, body: _Body) -> tuple[int, str]:
+        key = f"floor-{uuid.uuid4()}"
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        md5 = hashlib.md5(usedforsecurity=False)
+        hashing: queue.Queue = queue.Queue()
+        slots = threading.Semaphore(self.in_flight)  # parts held: not yet sent and hashed
+
+        def hasher() -> None:
+            while (item := hashing.get()) is not None:
+                md5.update(item[0])
+                item[1].set()
+
+        def send(number: int, part: memoryview, hashed: threading.Event) -> dict:
+            try:
+                etag = self.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=_PartReader(part),
+                    ContentLength=len(part),
+                )["ETag"]
+                hashed.wait()
+                return {"ETag": etag, "PartNumber": number}
+            finally:
+                slots.release()
+
+        thread = threading.Thread(target=hasher)
+        thread.start()
+        size, sending = 0, []
+        try:
+            with concurrent.futures.ThreadPoolExecutor(self.in_flight) as pool:
+                while True:
+                    slots.acquire()
+                    part = memoryview(bytearray(self.part_size))
+                    filled = _fill(body, part)
+                    if not filled:
+                        slots.release()
+                        break
+                    hashed = threading.Event()
+                    hashing.put((part[:filled], hashed))
+                    sending.append(pool.submit(send, len(sending) + 1, part[:filled], hashed))
+                    size += filled
+                    if filled < self.part_size:
+                        break
+                parts = [job.result() for job in sending]
+        finally:
+            hashing.put(None)
+            thread.join()
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        return size, md5.hexdigest()
+
+
+def _fill(body: _Body, view: memoryview) -> int:
+    filled = 0
+    while filled < len(view):
+        n = body.read_into(view[filled:])
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+STORE = hash_received  # what an upload's body goes to: main() may choose S3Floor
+
+
 def worker(listener: socket.socket, root: Path) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     while True:
@@ -198,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--port-file", type=Path, required=True)
+    parser.add_argument("--s3-bucket", help="uploads go to this bucket (the s3 floor)")
+    parser.add_argument("--s3-part-mib", type=int, default=10)
+    parser.add_argument("--s3-parts-in-flight", type=int, default=10)
     args = parser.parse_args(argv)
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     pids = []
@@ -205,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         pid = os.fork()
         if pid == 0:
             try:
+                if args.s3_bucket:  # each worker its own client, made after the fork
+                    global STORE
+                    STORE = S3Floor(args.s3_bucket, args.s3_part_mib << 20, args.s3_parts_in_flight)
                 worker(listener, args.root)
             finally:
                 os._exit(0)

@@ -278,11 +278,12 @@ class PostgreSQL:
 
 
 class BareSendfile:
-    """bench/sendfile_server.py serving `root` with `workers` processes."""
+    """bench/sendfile_server.py serving `root` with `workers` processes (`extra`: more of
+    its arguments)."""
 
-    def __init__(self, workdir: Path, root: Path, workers: int):
+    def __init__(self, workdir: Path, root: Path, workers: int, extra: tuple[str, ...] = ()):
         argv = [sys.executable, "-m", "bench.sendfile_server", "--root", str(root)]
-        argv += ["--workers", str(workers)]
+        argv += ["--workers", str(workers), *extra]
         self.workers = workers
         self.server = ServerProcess("bare-sendfile", argv, workdir, "/")
 

@@ -4,7 +4,11 @@ Uploads and downloads the same image files through glance-api (curl, as the main
 and directly with the store's own client library (python-swiftclient, boto3) against the
 same server, in a random order within each repeat. The target is per repeat: through
 glance-api at least 0.8 of the direct client, for 256 MiB and more. glance-api's peak
-memory over the idle is reported too. The server comes from the environment, as the
+memory over the idle is reported too. For s3, uploads are also measured through the
+store's floor (bench/sendfile_server.py --s3-bucket: the body received over HTTP, hashed
+with md5 and sent by boto3 in parts, as the s3 store does it, and nothing else), so that
+what the image's own md5 and its receiving cost against boto3 alone is measured, not
+argued. The server comes from the environment, as the
 store tests take it (GLANCE_LITE_TEST_SWIFT_* / GLANCE_LITE_TEST_S3_*: .ci/services'
 start-swift.sh and start-s3.sh print them). Writes report.md under bench/results/.
 """
@@ -29,7 +33,7 @@ from bench import ceilings
 from bench.memory import status_kib
 from bench.profiles import MIB
 from bench.run import make_workdir
-from bench.services import ROOT, Glance
+from bench.services import ROOT, BareSendfile, Glance
 from bench.stats import median
 from bench.transfers import download, upload, uploaded_image
 
@@ -160,8 +164,9 @@ def api_peak_kib(glance: Glance) -> int:
     return max(status_kib(pid, "VmHWM") or 0 for pid in pids[1:] or pids)
 
 
-def one_repeat(glance: Glance, direct, path: Path, size: int, r: int, rng) -> dict:
-    """MiB/s of one upload and one download of `path` each way, in a random order."""
+def one_repeat(glance: Glance, direct, floor, path: Path, size: int, r: int, rng) -> dict:
+    """MiB/s of one upload and one download of `path` each way, in a random order;
+    with a `floor` server, one more upload through it."""
     name = f"direct-{size}-{r}"
     got: dict[str, float] = {}
     image: dict = {}
@@ -174,14 +179,18 @@ def one_repeat(glance: Glance, direct, path: Path, size: int, r: int, rng) -> di
     def direct_up() -> None:
         got["direct_up"] = size / timed(lambda: direct.put(path, name))
 
+    def floor_up() -> None:
+        got["floor_up"] = size / upload(floor.url, path, f"floor-{size}-{r}", chunked=False).seconds
+
     def api_down() -> None:
         got["api_down"] = size / download(f"{glance.api.url}/v1/images/{image['id']}").seconds
 
     def direct_down() -> None:
         got["direct_down"] = size / timed(lambda: direct.get(name))
 
-    for pair in ((api_up, direct_up), (api_down, direct_down)):
-        for step in rng.sample(pair, 2):
+    ups = (api_up, direct_up, floor_up) if floor else (api_up, direct_up)
+    for steps in (ups, (api_down, direct_down)):
+        for step in rng.sample(steps, len(steps)):
             step()
     return got
 
@@ -191,6 +200,12 @@ def measure(store: str, sizes: tuple[int, ...], repeats: int, seed: int, out: Pa
     tag = uuid.uuid4().hex[:10]
     direct = SwiftDirect(f"bench-{tag}") if store == "swift" else S3Direct(f"bench-{tag}")
     glance = Glance(workdir, store_options=direct.store_options()).start()
+    floor = None
+    if store == "s3":
+        floor_args = ("--s3-bucket", direct.bucket, "--s3-part-mib", str(S3_PART_MIB))
+        floor_args += ("--s3-parts-in-flight", str(S3_PARTS_IN_FLIGHT))
+        workers = glance.workers["glance-api"]
+        floor = BareSendfile(workdir, workdir, workers, floor_args).start()
     rng = random.Random(seed)
     rows, met = [], True
     idle_kib = api_peak_kib(glance)
@@ -198,17 +213,23 @@ def measure(store: str, sizes: tuple[int, ...], repeats: int, seed: int, out: Pa
         for size in sizes:
             path = workdir / f"image-{size}MiB.bin"
             ceilings.make_image_file(path, size * MIB)
-            ratios = {"upload": [], "download": []}
+            ratios = {"upload": [], "download": [], "floor": []}
             speeds = {key: [] for key in ("api_up", "direct_up", "api_down", "direct_down")}
+            speeds["floor_up"] = []
+            # the floor's parts are the store's only from its multipart threshold up
+            size_floor = floor if size >= S3_LARGE_MIB else None
             for r in range(repeats):
-                got = one_repeat(glance, direct, path, size, r, rng)
+                got = one_repeat(glance, direct, size_floor, path, size, r, rng)
                 for key, value in got.items():
                     speeds[key].append(value)
                 ratios["upload"].append(got["api_up"] / got["direct_up"])
                 ratios["download"].append(got["api_down"] / got["direct_down"])
+                if size_floor:
+                    ratios["floor"].append(got["floor_up"] / got["direct_up"])
                 print(
                     f"{size} MiB repeat {r + 1}: upload {ratios['upload'][-1]:.2f}, "
-                    f"download {ratios['download'][-1]:.2f}",
+                    f"download {ratios['download'][-1]:.2f}"
+                    + (f", floor upload {ratios['floor'][-1]:.2f}" if size_floor else ""),
                     flush=True,
                 )
             path.unlink()
@@ -222,8 +243,17 @@ def measure(store: str, sizes: tuple[int, ...], repeats: int, seed: int, out: Pa
                     f"({min(ratios[kind]):.2f}-{max(ratios[kind]):.2f}) | "
                     f"{'met' if ok else 'MISSED'} |"
                 )
+            if ratios["floor"]:
+                rows.append(
+                    f"| floor: upload {size} MiB, received + md5 + boto3 | "
+                    f"{median(speeds['floor_up']):.0f} | {median(speeds['direct_up']):.0f} | "
+                    f"{median(ratios['floor']):.2f} ({min(ratios['floor']):.2f}-"
+                    f"{max(ratios['floor']):.2f}) | — |"
+                )
         growth = (api_peak_kib(glance) - idle_kib) / 1024
     finally:
+        if floor:
+            floor.stop()
         glance.stop()
         direct.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
