@@ -16,12 +16,15 @@ is glance-api's shape, `{"image": {"id", "size", "checksum", "status"}}`, so tha
 checks it as it checks an upload. What an upload through glance-api does beyond this
 (the registry calls, the disk) is the price of storing the image.
 
-With `--s3-bucket`, an upload is the s3 store's floor instead (the store bench's): the body
-goes on to that bucket (GLANCE_LITE_TEST_S3_* name the endpoint and keys) as one
+With `--s3-bucket` or `--swift-container`, the server is a store's floor instead (the
+store bench's), on the server the store tests use (GLANCE_LITE_TEST_S3_* or
+GLANCE_LITE_TEST_SWIFT_*): `GET /<name>` streams that object from the store with its
+client library (boto3, python-swiftclient), read in the pieces the store drivers read,
+each sent on as it comes; with `--s3-bucket`, an upload goes on to the bucket as one
 multipart upload in parts of `--s3-part-mib`, each received into a buffer of its own,
 sent by boto3 from a pool of `--s3-parts-in-flight` threads (through the s3 store's own
-part reader) while a thread hashes the parts with md5 in order: what glance-api's s3 store
-does, without glance-api.
+part reader) while a thread hashes the parts with md5 in order. That is what glance-api
+does with an image's bytes in those stores, without glance-api.
 """
 
 import argparse
@@ -35,11 +38,12 @@ import socket
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from glance_lite.server.sendfile import ReadAhead
+from glance_lite.store import s3, swift
 from glance_lite.store.filesystem import BUFFERS, WRITE_BUFFER
-from glance_lite.store.s3 import _PartReader
 
 HEADER_LIMIT = 16384
 
@@ -64,6 +68,9 @@ def serve_connection(conn: socket.socket, root: Path) -> None:
         if not name:  # the bench's health check
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
             return
+        if FLOOR is not None:
+            relay(conn, *FLOOR.download(name))
+            return
         try:
             data = open(root / name, "rb")  # noqa: SIM115 - closed below
         except OSError:
@@ -81,6 +88,15 @@ def serve_connection(conn: socket.socket, root: Path) -> None:
             )
             if method == b"GET":
                 send_file(conn, data.fileno(), size)
+
+
+def relay(conn: socket.socket, size: int, chunks: Iterator[bytes]) -> None:
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+        + f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode()
+    )
+    for chunk in chunks:
+        conn.sendall(chunk)
 
 
 def send_file(conn: socket.socket, fd: int, count: int) -> None:
@@ -197,7 +213,8 @@ def hash_received(body: _Body) -> tuple[int, str]:
 
 
 class S3Floor:
-    """The body as a multipart upload of boto3, md5'd in order beside the sending."""
+    """An upload's body as a multipart upload of boto3, md5'd in order beside the
+    sending; a download, the object read as the s3 store reads it."""
 
     def __init__(self, bucket: str, part_size: int, in_flight: int):
         import boto3  # the bench's extra; only this floor needs it
@@ -219,6 +236,11 @@ class S3Floor:
         )
         self.bucket, self.part_size, self.in_flight = bucket, part_size, in_flight
 
+    def download(self, name: str) -> tuple[int, Iterator[bytes]]:
+        got = self.client.get_object(Bucket=self.bucket, Key=name)
+        body = got["Body"]
+        return got["ContentLength"], iter(lambda: body.read(s3.READ_CHUNK), b"")
+
     def __call__(self, body: _Body) -> tuple[int, str]:
         key = f"floor-{uuid.uuid4()}"
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
@@ -238,7 +260,7 @@ class S3Floor:
                     Key=key,
                     UploadId=upload_id,
                     PartNumber=number,
-                    Body=_PartReader(part),
+                    Body=s3._PartReader(part),
                     ContentLength=len(part),
                 )["ETag"]
                 hashed.wait()
@@ -274,6 +296,35 @@ class S3Floor:
         return size, md5.hexdigest()
 
 
+class SwiftFloor:
+    """A download: the object read with python-swiftclient as the swift store reads it,
+    on connections kept between downloads (as the store's pool keeps them)."""
+
+    def __init__(self, container: str):
+        import swiftclient  # the bench's extra; only this floor needs it
+
+        env = os.environ
+        self.connect = lambda: swiftclient.Connection(
+            *(env[f"GLANCE_LITE_TEST_SWIFT_{k}"] for k in ("AUTH", "USER", "KEY")),
+            auth_version="1",
+        )
+        self.container = container
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()
+
+    def download(self, name: str) -> tuple[int, Iterator[bytes]]:
+        try:
+            conn = self.idle.get_nowait()
+        except queue.Empty:
+            conn = self.connect()
+        headers, body = conn.get_object(self.container, name, resp_chunk_size=swift.READ_CHUNK)
+
+        def chunks() -> Iterator[bytes]:
+            yield from body
+            self.idle.put(conn)
+
+        return int(headers["content-length"]), chunks()
+
+
 def _fill(body: _Body, view: memoryview) -> int:
     filled = 0
     while filled < len(view):
@@ -285,6 +336,7 @@ def _fill(body: _Body, view: memoryview) -> int:
 
 
 STORE = hash_received  # what an upload's body goes to: main() may choose S3Floor
+FLOOR: S3Floor | SwiftFloor | None = None  # where a download comes from, if not a file
 
 
 def worker(listener: socket.socket, root: Path) -> None:
@@ -302,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s3-bucket", help="uploads go to this bucket (the s3 floor)")
     parser.add_argument("--s3-part-mib", type=int, default=10)
     parser.add_argument("--s3-parts-in-flight", type=int, default=10)
+    parser.add_argument("--swift-container", help="downloads come from this container")
     args = parser.parse_args(argv)
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     pids = []
@@ -309,9 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         pid = os.fork()
         if pid == 0:
             try:
-                if args.s3_bucket:  # each worker its own client, made after the fork
-                    global STORE
-                    STORE = S3Floor(args.s3_bucket, args.s3_part_mib << 20, args.s3_parts_in_flight)
+                global STORE, FLOOR  # each worker its own client, made after the fork
+                if args.s3_bucket:
+                    part_size = args.s3_part_mib << 20
+                    FLOOR = STORE = S3Floor(args.s3_bucket, part_size, args.s3_parts_in_flight)
+                elif args.swift_container:
+                    FLOOR = SwiftFloor(args.swift_container)
                 worker(listener, args.root)
             finally:
                 os._exit(0)
