@@ -7,9 +7,13 @@ values to constructors. Also where the paste ini and pipeline of a service are f
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from oslo_config import cfg
+
+T = TypeVar("T")
 
 PROJECT = "glance"
 DEFAULT_PORTS = {"glance-api": 9292, "glance-registry": 9191}
@@ -43,6 +47,32 @@ def get() -> cfg.ConfigOpts:
     if _current is None:
         raise RuntimeError("configuration read before a service loaded it")
     return _current
+
+
+class PerProcess(Generic[T]):
+    """What `build(*args)` makes from a service's configuration, made once per process:
+    the paste factories and the background work of one serving process (built apart)
+    share it. The same arguments (the very objects) in the same process get what was
+    made for them; others (a reload's configuration) or a child forked after the build
+    (another pid) make their own, and only the latest is kept."""
+
+    def __init__(self, build: Callable[..., T]):
+        self._build = build
+        self._held: tuple[int, tuple, T] | None = None
+
+    def __call__(self, *args) -> T:
+        held = self._held
+        pid = os.getpid()
+        if held is None or held[0] != pid or not _same(held[1], args):
+            held = self._held = (pid, args, self._build(*args))
+        return held[2]
+
+    def clear(self) -> None:
+        self._held = None
+
+
+def _same(held: tuple, args: tuple) -> bool:
+    return len(held) == len(args) and all(a is b for a, b in zip(held, args, strict=True))
 
 
 def default_workers() -> int:

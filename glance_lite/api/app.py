@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import webob
 import webob.exc
-from oslo_config import cfg
 
 from glance_lite import config, context, exceptions, offload, store, wsgi
 from glance_lite.api import bodies, layers, leases, policy, sources
@@ -73,18 +72,12 @@ def context_filter_factory(global_conf, **local_conf):
     return context.trusted_auth_filter(conf, shared_enforcer(conf).check_is_admin)
 
 
-# The process's Enforcer per configuration object: the context filter and the v1 app
-# are built by two paste factories, and share one Enforcer (one read of the policy
-# file, one cache of answers) instead of building one each.
-_enforcers: dict[int, tuple[cfg.ConfigOpts, policy.Enforcer]] = {}
-
-
-def shared_enforcer(conf: cfg.ConfigOpts) -> policy.Enforcer:
-    """The one Enforcer built from `conf` in this process (built on first use)."""
-    held = _enforcers.get(id(conf))
-    if held is None or held[0] is not conf:
-        held = _enforcers[id(conf)] = (conf, policy.from_conf(conf))
-    return held[1]
+# The process's Enforcer of its configuration: the context filter and the v1 app are
+# built by two paste factories, and share one Enforcer (one read of the policy file, one
+# cache of answers) instead of building one each.
+shared_enforcer: config.PerProcess[policy.Enforcer] = config.PerProcess(
+    lambda conf: policy.from_conf(conf)
+)
 
 
 def v1_app_factory(global_conf, **local_conf):

@@ -12,13 +12,12 @@ configuration at import time.
 """
 
 import logging
-import os
 from collections.abc import Callable
 from importlib import metadata
 
 from oslo_config import cfg
 
-from glance_lite import exceptions, opts
+from glance_lite import config, exceptions, opts
 from glance_lite.offload import DIRECT, Offload
 from glance_lite.store.base import Store, Stores
 
@@ -59,22 +58,15 @@ def from_conf(conf: cfg.ConfigOpts, offload: Offload = DIRECT) -> Stores:
     return Stores(drivers, default=group.default_store)
 
 
-_shared: list[tuple[int, cfg.ConfigOpts, Offload, Stores]] = []  # the last one built
-
-
 def shared(conf: cfg.ConfigOpts, offload: Offload = DIRECT) -> Stores:
     """The stores of `conf`, built once per process for all that serve with it (the v1
     app and the upload-lease sweeper): each store's start-up check, and its warning,
     and the file store's sweep of stale temporary files run once, not once for each.
     Another configuration (a reload) or a forked child builds its own."""
-    pid = os.getpid()
-    if not _shared or not _is_for(_shared[0], pid, conf, offload):
-        _shared[:] = [(pid, conf, offload, from_conf(conf, offload))]
-    return _shared[0][3]
+    return _shared(conf, offload)
 
 
-def _is_for(held: tuple, pid: int, conf: cfg.ConfigOpts, offload: Offload) -> bool:
-    return held[0] == pid and held[1] is conf and held[2] is offload
+_shared = config.PerProcess(lambda conf, offload: from_conf(conf, offload))
 
 
 def _build(name: str, entry: metadata.EntryPoint, conf, offload: Offload) -> Store:

@@ -14,7 +14,16 @@ def api_conf(monkeypatch):
     return conf
 
 
-def test_the_context_filter_and_the_v1_app_share_one_enforcer(api_conf, monkeypatch):
+@pytest.fixture
+def fresh_enforcer():
+    app.shared_enforcer.clear()
+    yield
+    app.shared_enforcer.clear()
+
+
+def test_the_context_filter_and_the_v1_app_share_one_enforcer(
+    api_conf, monkeypatch, fresh_enforcer
+):
     built = []
 
     def from_conf(conf):
@@ -22,14 +31,12 @@ def test_the_context_filter_and_the_v1_app_share_one_enforcer(api_conf, monkeypa
         return policy.Enforcer(None)
 
     monkeypatch.setattr(policy, "from_conf", from_conf)
-    monkeypatch.setattr(app, "_enforcers", {})
     app.context_filter_factory({})
     app.v1_app_factory({})
     assert built == [api_conf]
 
 
-def test_another_configuration_gets_its_own_enforcer(monkeypatch):
-    monkeypatch.setattr(app, "_enforcers", {})
+def test_another_configuration_gets_its_own_enforcer(fresh_enforcer):
     one = config.load("glance-api", opts.register_api_opts, argv=[])
     two = config.load("glance-api", opts.register_api_opts, argv=[])
     assert app.shared_enforcer(one) is app.shared_enforcer(one)
