@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,17 @@ def test_named_paste_file_that_does_not_exist_is_an_error(tmp_path):
     conf = registry_conf(["--config-file", str(conf_file)])
     with pytest.raises(cfg.ConfigFilesNotFoundError):
         config.paste_config_path(conf, "glance-registry")
+
+
+def test_per_process_builds_once_for_the_same_arguments_and_anew_otherwise(monkeypatch):
+    built = []
+    shared = config.PerProcess(lambda *args: built.append(args) or object())
+    one, two = object(), object()
+    first = shared(one)
+    assert shared(one) is first and built == [(one,)]
+    assert shared(two) is not first  # a reload's configuration
+    assert shared(one) is not first  # only the latest is kept
+    latest = shared(one)
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # a child forked after the build
+    assert shared(one) is not latest
+    assert len(built) == 4
