@@ -197,13 +197,8 @@ def hash_received(body: _Body) -> tuple[int, str]:
         ended = False
         while not ended:
             view = free.get()
-            filled = 0
-            while filled < WRITE_BUFFER:
-                n = body.read_into(view[filled:])
-                if not n:
-                    ended = True
-                    break
-                filled += n
+            filled = _fill(body, view)
+            ended = filled < WRITE_BUFFER
             full.put((view, filled))
             size += filled
     finally:
@@ -287,6 +282,9 @@ class S3Floor:
                     if filled < self.part_size:
                         break
                 parts = [job.result() for job in sending]
+        except BaseException:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
         finally:
             hashing.put(None)
             thread.join()
@@ -326,6 +324,7 @@ class SwiftFloor:
 
 
 def _fill(body: _Body, view: memoryview) -> int:
+    """Bytes of the body put in `view`: all of it, or fewer at the body's end."""
     filled = 0
     while filled < len(view):
         n = body.read_into(view[filled:])

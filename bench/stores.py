@@ -210,10 +210,10 @@ def one_repeat(glance: Glance, direct, floor, path: Path, size: int, r: int, rng
         ups.append(floor_up)
     for step in rng.sample(ups, len(ups)):
         step()
-    # a copy of its own for the floor to read: an object read once is not read again
-    # from the cache its first read may have left behind (this one, untimed, is not read)
+    # the floor reads a copy of its own, put untimed: an object read a second time comes
+    # from the page cache its first read left behind
     direct.put(path, f"{name}-floor")
-    for step in rng.sample(downs := [api_down, direct_down, floor_down], len(downs)):
+    for step in rng.sample([api_down, direct_down, floor_down], 3):
         step()
     return got
 
